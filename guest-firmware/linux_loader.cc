@@ -1,0 +1,98 @@
+#include "guest-firmware/linux_loader.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "guest-firmware/e820.h"
+#include "guest-firmware/long_mode.h"
+#include "guest-firmware/zero_page.h"
+#include "vmm/errno_status.h"
+#include "vmm/memory_layout.h"
+
+namespace minivmm {
+namespace {
+
+// The 64-bit entry point is 0x200 past the start of the protected-mode kernel (boot.rst,
+// "64-bit BOOT PROTOCOL").
+constexpr uint64_t kEntry64Offset = 0x200;
+// Before protocol 2.03 initrd_addr_max was not in the header; boot.rst gives this default.
+constexpr uint64_t kDefaultInitrdAddrMax = 0x37ffffff;
+constexpr uint64_t kPageMask = ~uint64_t{4095};
+
+uint64_t LowRamEnd(const GuestMemory& memory) {
+  const auto& first = memory.regions().front();
+  return first.guest_address + first.size;
+}
+
+absl::Status CheckCmdline(const setup_header& hdr, std::string_view cmdline) {
+  // cmdline_size (2.06+) excludes the NUL; older kernels take 255 bytes.
+  const uint64_t max = hdr.version >= 0x0206 ? hdr.cmdline_size : 255;
+  if (cmdline.size() > max || cmdline.size() >= layout::kCmdlineMaxSize) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "kernel command line is %d bytes, this kernel accepts at most %d (shorten [boot] cmdline)",
+        cmdline.size(), std::min<uint64_t>(max, layout::kCmdlineMaxSize - 1)));
+  }
+  return absl::OkStatus();
+}
+
+// The initramfs goes as high as the kernel allows, page-aligned, above the kernel's
+// decompression area (init_size bytes from the load address).
+absl::StatusOr<uint64_t> PlaceInitramfs(const GuestMemory& memory, const setup_header& hdr,
+                                        uint64_t size) {
+  const uint64_t addr_max = hdr.version >= 0x0203 ? hdr.initrd_addr_max : kDefaultInitrdAddrMax;
+  const uint64_t top = std::min(LowRamEnd(memory), addr_max + 1);
+  const uint64_t kernel_end = layout::kKernelLoadAddress + hdr.init_size;
+  if (size > top || ((top - size) & kPageMask) < kernel_end) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "initramfs (%d MiB) does not fit between the kernel (ends at %d MiB) and %d MiB: raise "
+        "[vm] memory_mib",
+        size >> 20, kernel_end >> 20, top >> 20));
+  }
+  return (top - size) & kPageMask;
+}
+
+}  // namespace
+
+absl::StatusOr<LinuxEntry> LoadLinux(GuestMemory& memory, const LinuxBootInputs& in) {
+  const BzImage& kernel = *in.kernel;
+  const setup_header& hdr = kernel.header;
+  MINIVMM_RETURN_IF_ERROR(CheckCmdline(hdr, in.cmdline));
+
+  // The kernel decompresses itself in place and needs init_size bytes from its load address.
+  const uint64_t kernel_span = std::max<uint64_t>(hdr.init_size, kernel.protected_mode_kernel().size());
+  if (layout::kKernelLoadAddress + kernel_span > LowRamEnd(memory)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the kernel needs %d MiB of RAM above 1 MiB to boot (init_size), the guest has %d MiB: "
+        "raise [vm] memory_mib",
+        kernel_span >> 20, (LowRamEnd(memory) - layout::kKernelLoadAddress) >> 20));
+  }
+  MINIVMM_RETURN_IF_ERROR(
+      WithContext(memory.Write(layout::kKernelLoadAddress, kernel.protected_mode_kernel()),
+                  "loading kernel"));
+
+  std::vector<uint8_t> cmdline(in.cmdline.begin(), in.cmdline.end());
+  cmdline.push_back(0);
+  MINIVMM_RETURN_IF_ERROR(memory.Write(layout::kCmdlineAddress, cmdline));
+
+  ZeroPageInputs zp;
+  zp.cmdline_address = layout::kCmdlineAddress;
+  zp.cmdline_size = in.cmdline.size();
+  zp.rsdp_address = in.rsdp_address;
+  if (!in.initramfs.empty()) {
+    MINIVMM_ASSIGN_OR_RETURN(zp.initrd_address, PlaceInitramfs(memory, hdr, in.initramfs.size()));
+    zp.initrd_size = in.initramfs.size();
+    MINIVMM_RETURN_IF_ERROR(memory.Write(zp.initrd_address, in.initramfs));
+  }
+  std::vector<GuestRegionSpec> ram;
+  for (const auto& r : memory.regions()) ram.push_back({r.guest_address, r.size});
+  const std::vector<boot_e820_entry> e820 = BuildE820Map(ram);
+  zp.e820 = e820;
+  MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<boot_params> params, BuildZeroPage(hdr, zp));
+  MINIVMM_RETURN_IF_ERROR(memory.WriteObject(layout::kZeroPageAddress, *params));
+  MINIVMM_RETURN_IF_ERROR(WriteLongModeTables(memory));
+  return LinuxEntry{layout::kKernelLoadAddress + kEntry64Offset, layout::kZeroPageAddress};
+}
+
+}  // namespace minivmm

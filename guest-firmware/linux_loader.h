@@ -1,0 +1,35 @@
+// Places a Linux kernel, its initramfs, command line and zero page in guest memory and says
+// where the boot vCPU starts (64-bit boot protocol).
+#ifndef MINIVMM_GUEST_FIRMWARE_LINUX_LOADER_H_
+#define MINIVMM_GUEST_FIRMWARE_LINUX_LOADER_H_
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "guest-firmware/bzimage.h"
+#include "vmm/guest_memory.h"
+
+namespace minivmm {
+
+struct LinuxBootInputs {
+  const BzImage* kernel = nullptr;
+  std::span<const uint8_t> initramfs;  // empty: none
+  std::string_view cmdline;
+  uint64_t rsdp_address = 0;
+};
+
+struct LinuxEntry {
+  uint64_t entry_point = 0;  // RIP
+  uint64_t zero_page = 0;    // RSI
+};
+
+// Loads everything into memory (which must already hold the RAM layout in layout::RamRegions).
+// Errors name what does not fit and how to fix it (more memory_mib, a shorter cmdline).
+absl::StatusOr<LinuxEntry> LoadLinux(GuestMemory& memory, const LinuxBootInputs& inputs);
+
+}  // namespace minivmm
+
+#endif  // MINIVMM_GUEST_FIRMWARE_LINUX_LOADER_H_

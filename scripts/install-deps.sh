@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything minivmm needs to build, test and boot its example guest, from Debian
+# packages only. Safe to run again; uses sudo when not root.
+set -euo pipefail
+
+packages=(
+  # build
+  meson ninja-build g++ pkg-config
+  # libraries (headers): KVM/VFIO uapi, Abseil, toml++, libfdt, protobuf, GoogleTest
+  linux-libc-dev libabsl-dev libtomlplusplus-dev libfdt-dev libprotobuf-dev protobuf-compiler
+  libgtest-dev libgmock-dev
+  # guests and the nested-KVM harness: a Debian kernel, busybox, QEMU (outer level, TCG)
+  linux-image-amd64 busybox-static cpio kmod xz-utils qemu-system-x86
+)
+
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+"${sudo[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+  "${missing[@]}" >/dev/null

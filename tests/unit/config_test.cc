@@ -1,0 +1,452 @@
+#include "vmm/config.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace minivmm {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr char kBoot[] = "[boot]\nkernel = \"vmlinuz\"\n";
+
+void WriteFile(const fs::path& path, std::string_view contents) {
+  std::ofstream out(path, std::ios::binary);
+  out << contents;
+  ASSERT_TRUE(out.good()) << path;
+}
+
+// Debian's abseil has its own string_view, which gmock's string matchers do not take.
+std::string Message(const absl::StatusOr<VmConfig>& config) {
+  return std::string(config.status().message());
+}
+
+// Each test gets its own folder holding a kernel, an initramfs, an empty file and a subfolder,
+// so relative paths in the TOML text below resolve to known files.
+class ConfigTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    const testing::TestInfo* info = testing::UnitTest::GetInstance()->current_test_info();
+    std::string name = absl::StrFormat("config_test_%s_%s", info->test_suite_name(), info->name());
+    std::replace(name.begin(), name.end(), '/', '_');
+    dir_ = fs::path(testing::TempDir()) / name;
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "subdir");
+    WriteFile(dir_ / "vmlinuz", "bzImage");
+    WriteFile(dir_ / "initramfs.cpio.gz", "cpio");
+    WriteFile(dir_ / "empty", "");
+    config_path_ = dir_ / "vm.toml";
+  }
+
+  void TearDown() override { fs::remove_all(dir_); }
+
+  absl::StatusOr<VmConfig> Parse(std::string_view text) const {
+    return ParseVmConfig(text, config_path_);
+  }
+
+  // The "FILE:LINE:COL: " prefix every error message starts with.
+  std::string At(int line, int column) const {
+    return absl::StrFormat("%s:%d:%d: ", config_path_.string(), line, column);
+  }
+
+  fs::path dir_;
+  fs::path config_path_;
+};
+
+TEST_F(ConfigTest, ParsesFullConfig) {
+  absl::StatusOr<VmConfig> config = Parse(R"(
+[vm]
+name = "web-1.test_vm"
+vcpus = 4
+memory_mib = 2048
+on_reboot = "restart"
+
+[boot]
+kernel = "vmlinuz"
+initramfs = "initramfs.cpio.gz"
+cmdline = "console=ttyS0 quiet panic=-1"
+
+[serial]
+mode = "file"
+path = "serial.log"
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->name, "web-1.test_vm");
+  EXPECT_EQ(config->vcpus, 4u);
+  EXPECT_EQ(config->memory_mib, 2048u);
+  EXPECT_EQ(config->on_reboot, RebootAction::kRestart);
+  EXPECT_EQ(config->kernel, dir_ / "vmlinuz");
+  EXPECT_EQ(config->initramfs, dir_ / "initramfs.cpio.gz");
+  EXPECT_EQ(config->cmdline, "console=ttyS0 quiet panic=-1");
+  EXPECT_EQ(config->serial_mode, SerialMode::kFile);
+  EXPECT_EQ(config->serial_path, dir_ / "serial.log");
+}
+
+TEST_F(ConfigTest, AppliesDefaultsForOmittedKeys) {
+  absl::StatusOr<VmConfig> config = Parse(kBoot);
+  ASSERT_TRUE(config.ok()) << config.status();
+  const VmConfig defaults;
+  EXPECT_EQ(config->name, defaults.name);
+  EXPECT_EQ(config->vcpus, defaults.vcpus);
+  EXPECT_EQ(config->memory_mib, defaults.memory_mib);
+  EXPECT_EQ(config->on_reboot, RebootAction::kExit);
+  EXPECT_FALSE(config->initramfs.has_value());
+  EXPECT_EQ(config->cmdline, "console=ttyS0");
+  EXPECT_EQ(config->serial_mode, SerialMode::kStdio);
+  EXPECT_TRUE(config->serial_path.empty());
+}
+
+TEST_F(ConfigTest, AcceptsBoundaryValues) {
+  absl::StatusOr<VmConfig> low = Parse("[vm]\nvcpus = 1\nmemory_mib = 32\n" + std::string(kBoot));
+  ASSERT_TRUE(low.ok()) << low.status();
+  EXPECT_EQ(low->vcpus, 1u);
+  EXPECT_EQ(low->memory_mib, kMinMemoryMib);
+  absl::StatusOr<VmConfig> high =
+      Parse("[vm]\nvcpus = 64\nmemory_mib = 1048576\n" + std::string(kBoot));
+  ASSERT_TRUE(high.ok()) << high.status();
+  EXPECT_EQ(high->vcpus, kMaxVcpus);
+  EXPECT_EQ(high->memory_mib, kMaxMemoryMib);
+}
+
+TEST_F(ConfigTest, ResolvesRelativePathsAgainstConfigFolder) {
+  fs::create_directory(dir_ / "configs");
+  absl::StatusOr<VmConfig> config = ParseVmConfig(R"(
+[boot]
+kernel = "../vmlinuz"
+initramfs = "./../subdir/../initramfs.cpio.gz"
+[serial]
+mode = "file"
+path = "../subdir/serial.log"
+)",
+                                                  dir_ / "configs" / "vm.toml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  // Lexically normalized: no "." or ".." left, so logs and errors show the real file.
+  EXPECT_EQ(config->kernel, (dir_ / "vmlinuz").lexically_normal());
+  EXPECT_EQ(config->initramfs, (dir_ / "initramfs.cpio.gz").lexically_normal());
+  EXPECT_EQ(config->serial_path, (dir_ / "subdir" / "serial.log").lexically_normal());
+  EXPECT_TRUE(config->kernel.is_absolute());
+}
+
+TEST_F(ConfigTest, KeepsAbsolutePaths) {
+  absl::StatusOr<VmConfig> config =
+      ParseVmConfig(absl::StrFormat("[boot]\nkernel = \"%s\"\n", (dir_ / "vmlinuz").string()),
+                    "/elsewhere/vm.toml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->kernel, dir_ / "vmlinuz");
+}
+
+TEST_F(ConfigTest, ResolvesAgainstWorkingDirectoryWhenConfigPathHasNoFolder) {
+  const fs::path old_cwd = fs::current_path();
+  fs::current_path(dir_);
+  absl::StatusOr<VmConfig> config = ParseVmConfig(kBoot, "vm.toml");
+  absl::StatusOr<VmConfig> bad = ParseVmConfig("[vm]\nvcpus = 0\n", "vm.toml");
+  fs::current_path(old_cwd);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->kernel, (fs::absolute(dir_) / "vmlinuz").lexically_normal());
+  // Messages name the config the way the user wrote it.
+  EXPECT_THAT(Message(bad), StartsWith("vm.toml:2:9: "));
+}
+
+TEST_F(ConfigTest, AcceptsInlineTables) {
+  absl::StatusOr<VmConfig> config = Parse("vm = { vcpus = 2 }\nboot = { kernel = \"vmlinuz\" }\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->vcpus, 2u);
+}
+
+TEST_F(ConfigTest, AcceptsSerialModeNoneWithoutPath) {
+  absl::StatusOr<VmConfig> config = Parse(std::string(kBoot) + "[serial]\nmode = \"none\"\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->serial_mode, SerialMode::kNone);
+}
+
+TEST_F(ConfigTest, AcceptsCmdlineOfMaximumLength) {
+  std::string cmdline(4095, 'a');
+  absl::StatusOr<VmConfig> config = Parse(absl::StrFormat("%scmdline = \"%s\"\n", kBoot, cmdline));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->cmdline, cmdline);
+}
+
+TEST_F(ConfigTest, RejectsUnreadableKernel) {
+  if (geteuid() == 0) GTEST_SKIP() << "root can read any file";
+  ASSERT_EQ(chmod((dir_ / "vmlinuz").c_str(), 0), 0);
+  absl::StatusOr<VmConfig> config = Parse(kBoot);
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(config), StartsWith(At(2, 10)));
+  EXPECT_THAT(Message(config), HasSubstr("Permission denied"));
+}
+
+TEST_F(ConfigTest, LoadVmConfigReadsFile) {
+  WriteFile(config_path_, "[vm]\nvcpus = 3\n[boot]\nkernel = \"vmlinuz\"\n");
+  absl::StatusOr<VmConfig> config = LoadVmConfig(config_path_);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->vcpus, 3u);
+  EXPECT_EQ(config->kernel, dir_ / "vmlinuz");
+}
+
+TEST_F(ConfigTest, LoadVmConfigReportsErrorsWithFilePosition) {
+  WriteFile(config_path_, "[vm]\nmemory_mib = 0\n");
+  absl::StatusOr<VmConfig> config = LoadVmConfig(config_path_);
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(config), StartsWith(At(2, 14) + "[vm] memory_mib"));
+}
+
+TEST_F(ConfigTest, LoadVmConfigReportsMissingFile) {
+  absl::StatusOr<VmConfig> config = LoadVmConfig(dir_ / "missing.toml");
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Message(config), absl::StrFormat("cannot read config %s: No such file or directory",
+                                             (dir_ / "missing.toml").string()));
+}
+
+// Every way to get the config wrong, with where the message must point and what it must say.
+struct ErrorCase {
+  std::string name;  // states the behaviour; becomes the test name
+  std::string toml;
+  int line;
+  int column;
+  std::vector<std::string> expected;  // substrings of the message after the position
+};
+
+// Shown by gtest when a case fails, instead of the struct's bytes.
+void PrintTo(const ErrorCase& error, std::ostream* os) { *os << error.name << ":\n" << error.toml; }
+
+std::vector<ErrorCase> ErrorCases() {
+  const std::string boot = kBoot;
+  return {
+      // Unknown names.
+      {"RejectsUnknownSection",
+       "[network]\nmode = 1\n" + boot,
+       1,
+       2,
+       {"unknown section 'network'", "(valid sections: [vm], [boot], [serial])"}},
+      {"RejectsUnknownTopLevelKey",
+       "debug = true\n" + boot,
+       1,
+       1,
+       {"unknown top-level key 'debug'", "valid sections: [vm], [boot], [serial]"}},
+      {"RejectsUnknownKeyInVm",
+       "[vm]\nmemroy_mib = 256\n" + boot,
+       2,
+       1,
+       {"unknown key 'memroy_mib' in [vm]", "(valid keys: name, vcpus, memory_mib, on_reboot)"}},
+      {"RejectsUnknownKeyInBoot",
+       boot + "initrd = \"initramfs.cpio.gz\"\n",
+       3,
+       1,
+       {"unknown key 'initrd' in [boot]", "(valid keys: kernel, initramfs, cmdline)"}},
+      {"RejectsUnknownKeyInSerial",
+       boot + "[serial]\nmode = \"stdio\"\nfile = \"x\"\n",
+       5,
+       1,
+       {"unknown key 'file' in [serial]", "(valid keys: mode, path)"}},
+      {"RejectsSubtableInVm", "[vm.cpu]\ncount = 2\n" + boot, 1, 5, {"unknown key 'cpu' in [vm]"}},
+      // Wrong types.
+      {"RejectsVmThatIsNotATable", "vm = 1\n" + boot, 1, 6, {"[vm] must be a table, got integer"}},
+      {"RejectsArrayOfBootTables",
+       "[[boot]]\nkernel = \"vmlinuz\"\n",
+       1,
+       1,
+       {"[boot] must be a table, got array"}},
+      {"RejectsStringVcpus",
+       "[vm]\nvcpus = \"2\"\n" + boot,
+       2,
+       9,
+       {"[vm] vcpus must be an integer, got string", "(set vcpus to"}},
+      {"RejectsFloatMemory",
+       "[vm]\nmemory_mib = 256.0\n" + boot,
+       2,
+       14,
+       {"[vm] memory_mib must be an integer, got floating-point number"}},
+      {"RejectsIntegerName",
+       "[vm]\nname = 5\n" + boot,
+       2,
+       8,
+       {"[vm] name must be a string, got integer"}},
+      {"RejectsBooleanOnReboot",
+       "[vm]\non_reboot = true\n" + boot,
+       2,
+       13,
+       {"[vm] on_reboot must be a string, got boolean"}},
+      {"RejectsIntegerKernel",
+       "[boot]\nkernel = 1\n",
+       2,
+       10,
+       {"[boot] kernel must be a string, got integer"}},
+      {"RejectsArrayCmdline",
+       boot + "cmdline = [\"quiet\"]\n",
+       3,
+       11,
+       {"[boot] cmdline must be a string, got array"}},
+      {"RejectsIntegerSerialMode",
+       boot + "[serial]\nmode = 1\n",
+       4,
+       8,
+       {"[serial] mode must be a string, got integer"}},
+      {"RejectsBooleanSerialPath",
+       boot + "[serial]\nmode = \"file\"\npath = false\n",
+       5,
+       8,
+       {"[serial] path must be a string, got boolean"}},
+      // Out of range.
+      {"RejectsZeroVcpus",
+       "[vm]\nvcpus = 0\n" + boot,
+       2,
+       9,
+       {"[vm] vcpus must be between 1 and 64, got 0"}},
+      {"RejectsNegativeVcpus", "[vm]\nvcpus = -1\n" + boot, 2, 9, {"between 1 and 64, got -1"}},
+      {"RejectsTooManyVcpus", "[vm]\nvcpus = 65\n" + boot, 2, 9, {"between 1 and 64, got 65"}},
+      {"RejectsVcpusBeyondUint32",
+       "[vm]\nvcpus = 9223372036854775807\n" + boot,
+       2,
+       9,
+       {"got 9223372036854775807"}},
+      {"RejectsZeroMemory",
+       "[vm]\nname = \"t\"\nmemory_mib = 0\n" + boot,
+       3,
+       14,
+       {"[vm] memory_mib must be between 32 and 1048576, got 0",
+        "(set memory_mib to the guest RAM size in MiB)"}},
+      {"RejectsNegativeMemory", "[vm]\nmemory_mib = -256\n" + boot, 2, 14, {"got -256"}},
+      {"RejectsMemoryBelowMinimum", "[vm]\nmemory_mib = 31\n" + boot, 2, 14, {"got 31"}},
+      {"RejectsTooMuchMemory", "[vm]\nmemory_mib = 1048577\n" + boot, 2, 14, {"got 1048577"}},
+      // Bad strings.
+      {"RejectsEmptyName",
+       "[vm]\nname = \"\"\n" + boot,
+       2,
+       8,
+       {"[vm] name must be 1 to 64 characters from [A-Za-z0-9._-], got \"\""}},
+      {"RejectsTooLongName",
+       "[vm]\nname = \"" + std::string(65, 'a') + "\"\n" + boot,
+       2,
+       8,
+       {"[vm] name must be 1 to 64 characters"}},
+      {"RejectsNameWithSlash", "[vm]\nname = \"my/vm\"\n" + boot, 2, 8, {"got \"my/vm\""}},
+      {"RejectsUnknownOnReboot",
+       "[vm]\non_reboot = \"reboot\"\n" + boot,
+       2,
+       13,
+       {"[vm] on_reboot must be \"exit\" or \"restart\", got \"reboot\""}},
+      {"RejectsTooLongCmdline",
+       boot + "cmdline = \"" + std::string(4096, 'a') + "\"\n",
+       3,
+       11,
+       {"[boot] cmdline is 4096 bytes, longer than 4095"}},
+      {"RejectsCmdlineWithNewline",
+       boot + "cmdline = \"quiet\\npanic=-1\"\n",
+       3,
+       11,
+       {"[boot] cmdline must not contain NUL or newline"}},
+      {"RejectsCmdlineWithNul",
+       boot + "cmdline = \"quiet\\u0000panic=-1\"\n",
+       3,
+       11,
+       {"[boot] cmdline must not contain NUL or newline"}},
+      // Boot files.
+      {"RejectsMissingBootSection", "[vm]\nvcpus = 1\n", 1, 1, {"missing required section [boot]"}},
+      {"RejectsBootWithoutKernel",
+       "[vm]\n\n[boot]\ncmdline = \"quiet\"\n",
+       3,
+       1,
+       {"[boot] kernel is required", "(set kernel to the path of a bzImage"}},
+      {"RejectsEmptyKernelPath",
+       "[boot]\nkernel = \"\"\n",
+       2,
+       10,
+       {"[boot] kernel must not be empty"}},
+      {"RejectsMissingKernelFile",
+       "[boot]\nkernel = \"nope\"\n",
+       2,
+       10,
+       {"[boot] kernel", "/nope': No such file or directory"}},
+      {"RejectsKernelThatIsADirectory",
+       "[boot]\nkernel = \"subdir\"\n",
+       2,
+       10,
+       {"[boot] kernel", "/subdir' is not a regular file"}},
+      {"RejectsEmptyKernelFile",
+       "[boot]\nkernel = \"empty\"\n",
+       2,
+       10,
+       {"[boot] kernel", "/empty' is empty"}},
+      {"RejectsMissingInitramfsFile",
+       boot + "initramfs = \"nope.gz\"\n",
+       3,
+       13,
+       {"[boot] initramfs", "/nope.gz': No such file or directory"}},
+      // Serial.
+      {"RejectsUnknownSerialMode",
+       boot + "[serial]\nmode = \"pty\"\n",
+       4,
+       8,
+       {"[serial] mode must be \"stdio\", \"file\" or \"none\", got \"pty\""}},
+      {"RejectsFileModeWithoutPath",
+       boot + "[serial]\nmode = \"file\"\n",
+       3,
+       1,
+       {"[serial] path is required when mode = \"file\""}},
+      {"RejectsPathWithStdioMode",
+       boot + "[serial]\nmode = \"stdio\"\npath = \"out.log\"\n",
+       5,
+       8,
+       {"[serial] path is only used with mode = \"file\""}},
+      {"RejectsPathWithNoneMode",
+       boot + "[serial]\nmode = \"none\"\npath = \"out.log\"\n",
+       5,
+       8,
+       {"[serial] path is only used with mode = \"file\""}},
+      {"RejectsPathWithoutMode",
+       boot + "[serial]\npath = \"out.log\"\n",
+       4,
+       8,
+       {"[serial] path is only used with mode = \"file\""}},
+      {"RejectsSerialPathInMissingFolder",
+       boot + "[serial]\nmode = \"file\"\npath = \"nodir/out.log\"\n",
+       5,
+       8,
+       {"[serial] path", "/nodir' does not exist"}},
+      {"RejectsSerialPathThatIsADirectory",
+       boot + "[serial]\nmode = \"file\"\npath = \"subdir\"\n",
+       5,
+       8,
+       {"[serial] path", "/subdir' is a directory"}},
+      // TOML syntax, reported at toml++'s position.
+      {"RejectsMissingValue", "[vm]\nvcpus = \n" + boot, 2, 9, {"fix the TOML syntax"}},
+      {"RejectsUnterminatedString", "[vm]\nname = \"abc\n" + boot, 2, 12, {"fix the TOML syntax"}},
+      {"RejectsDuplicateKey", "[vm]\nvcpus = 1\nvcpus = 2\n" + boot, 3, 9, {"vcpus"}},
+  };
+}
+
+class ConfigErrorTest : public ConfigTest, public testing::WithParamInterface<ErrorCase> {};
+
+TEST_P(ConfigErrorTest, ReportsPositionAndReason) {
+  const ErrorCase& error = GetParam();
+  absl::StatusOr<VmConfig> config = Parse(error.toml);
+  ASSERT_FALSE(config.ok()) << "accepted:\n" << error.toml;
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(config), StartsWith(At(error.line, error.column)));
+  for (const std::string& expected : error.expected) {
+    EXPECT_THAT(Message(config), HasSubstr(expected));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Config, ConfigErrorTest, testing::ValuesIn(ErrorCases()),
+                         [](const testing::TestParamInfo<ErrorCase>& info) {
+                           return info.param.name;
+                         });
+
+}  // namespace
+}  // namespace minivmm

@@ -1,0 +1,47 @@
+// The VM description read from vm.toml. Everything a user can get wrong is checked here,
+// before any KVM object exists, and reported with file:line:col.
+#ifndef MINIVMM_VMM_CONFIG_H_
+#define MINIVMM_VMM_CONFIG_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace minivmm {
+
+enum class SerialMode { kStdio, kFile, kNone };
+enum class RebootAction { kExit, kRestart };
+
+inline constexpr uint32_t kMaxVcpus = 64;
+inline constexpr uint64_t kMinMemoryMib = 32;
+inline constexpr uint64_t kMaxMemoryMib = 1024 * 1024;  // 1 TiB
+
+struct VmConfig {
+  // [vm]
+  std::string name = "minivmm";
+  uint32_t vcpus = 1;
+  uint64_t memory_mib = 256;
+  RebootAction on_reboot = RebootAction::kExit;
+  // [boot]; paths are absolute after parsing (relative ones resolve against the config's folder).
+  std::filesystem::path kernel;
+  std::optional<std::filesystem::path> initramfs;
+  std::string cmdline = "console=ttyS0";
+  // [serial]
+  SerialMode serial_mode = SerialMode::kStdio;
+  std::filesystem::path serial_path;  // only for SerialMode::kFile
+};
+
+// Parses TOML text. config_path names the file in messages and anchors relative paths.
+absl::StatusOr<VmConfig> ParseVmConfig(std::string_view toml_text,
+                                       const std::filesystem::path& config_path);
+
+// Reads and parses a config file.
+absl::StatusOr<VmConfig> LoadVmConfig(const std::filesystem::path& config_path);
+
+}  // namespace minivmm
+
+#endif  // MINIVMM_VMM_CONFIG_H_

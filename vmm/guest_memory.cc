@@ -1,0 +1,110 @@
+#include "vmm/guest_memory.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "vmm/errno_status.h"
+
+namespace minivmm {
+namespace {
+constexpr uint64_t kPageSize = 4096;
+}
+
+absl::StatusOr<GuestMemory> GuestMemory::Create(std::span<const GuestRegionSpec> specs) {
+  std::vector<GuestRegionSpec> sorted(specs.begin(), specs.end());
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.guest_address < b.guest_address; });
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const GuestRegionSpec& s = sorted[i];
+    if (s.size == 0 || s.guest_address % kPageSize != 0 || s.size % kPageSize != 0 ||
+        s.guest_address + s.size < s.guest_address) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "guest memory region [%#x, +%#x) is empty, unaligned or wraps", s.guest_address, s.size));
+    }
+    if (i > 0 && sorted[i - 1].guest_address + sorted[i - 1].size > s.guest_address) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("guest memory regions overlap at %#x", s.guest_address));
+    }
+  }
+  GuestMemory memory({});
+  for (const GuestRegionSpec& s : sorted) {
+    void* host = ::mmap(nullptr, s.size, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (host == MAP_FAILED) {
+      return ErrnoError(absl::StrFormat("mmap of %d MiB guest memory", s.size >> 20));
+    }
+    memory.regions_.push_back({s.guest_address, s.size, static_cast<uint8_t*>(host)});
+  }
+  return memory;
+}
+
+GuestMemory::GuestMemory(GuestMemory&& other) noexcept
+    : regions_(std::exchange(other.regions_, {})) {}
+
+GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
+  if (this != &other) {
+    Unmap();
+    regions_ = std::exchange(other.regions_, {});
+  }
+  return *this;
+}
+
+GuestMemory::~GuestMemory() { Unmap(); }
+
+void GuestMemory::Unmap() {
+  for (const Region& r : regions_) ::munmap(r.host, r.size);
+  regions_.clear();
+}
+
+uint64_t GuestMemory::total_size() const {
+  uint64_t total = 0;
+  for (const Region& r : regions_) total += r.size;
+  return total;
+}
+
+const GuestMemory::Region* GuestMemory::Find(uint64_t gpa, uint64_t length) const {
+  for (const Region& r : regions_) {
+    // Written so that no addition can overflow: gpa and length are guest-controlled.
+    if (gpa >= r.guest_address && gpa - r.guest_address < r.size &&
+        length <= r.size - (gpa - r.guest_address)) {
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+absl::Status GuestMemory::Read(uint64_t gpa, std::span<uint8_t> out) const {
+  const Region* r = Find(gpa, out.size());
+  if (r == nullptr) {
+    return absl::OutOfRangeError(
+        absl::StrFormat("guest memory read [%#x, +%#x) is outside guest RAM", gpa, out.size()));
+  }
+  std::memcpy(out.data(), r->host + (gpa - r->guest_address), out.size());
+  return absl::OkStatus();
+}
+
+absl::Status GuestMemory::Write(uint64_t gpa, std::span<const uint8_t> in) {
+  const Region* r = Find(gpa, in.size());
+  if (r == nullptr) {
+    return absl::OutOfRangeError(
+        absl::StrFormat("guest memory write [%#x, +%#x) is outside guest RAM", gpa, in.size()));
+  }
+  std::memcpy(r->host + (gpa - r->guest_address), in.data(), in.size());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::span<uint8_t>> GuestMemory::Slice(uint64_t gpa, uint64_t length) {
+  const Region* r = Find(gpa, length);
+  if (r == nullptr) {
+    return absl::OutOfRangeError(
+        absl::StrFormat("guest memory range [%#x, +%#x) is outside guest RAM", gpa, length));
+  }
+  return std::span<uint8_t>(r->host + (gpa - r->guest_address), length);
+}
+
+}  // namespace minivmm

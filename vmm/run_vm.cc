@@ -1,0 +1,117 @@
+#include "vmm/run_vm.h"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "vmm/boot_images.h"
+#include "vmm/console.h"
+#include "vmm/errno_status.h"
+#include "vmm/event_loop.h"
+#include "vmm/exit_codes.h"
+#include "vmm/log.h"
+#include "vmm/vm.h"
+
+namespace minivmm {
+namespace {
+
+// SIGINT/SIGTERM/SIGHUP are blocked in every thread and read from a signalfd by the main loop,
+// so teardown always runs on the main thread with the vCPUs joined.
+absl::StatusOr<UniqueFd> BlockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, sig);
+  if (pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0) return ErrnoError("pthread_sigmask");
+  UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!fd.valid()) return ErrnoError("signalfd");
+  return fd;
+}
+
+// Runs one boot of the guest until something requests a stop.
+absl::StatusOr<StopReason> RunOneBoot(Vm& vm, StopRequest& stop, Console& console, int signal_fd,
+                                      int* signal_number) {
+  MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<EventLoop> loop, EventLoop::Create());
+  MINIVMM_RETURN_IF_ERROR(loop->Watch(stop.event_fd(), [] {}));
+  MINIVMM_RETURN_IF_ERROR(loop->Watch(signal_fd, [&] {
+    signalfd_siginfo info;
+    if (::read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
+      stop.Request(StopReason::kSignal, absl::OkStatus(), static_cast<int>(info.ssi_signo));
+    }
+  }));
+  // Input the UART's FIFO could not take yet; retried while the guest drains the FIFO.
+  std::string pending_input;
+  if (console.input_fd() >= 0) {
+    const int input_fd = console.input_fd();
+    absl::Status watched = loop->Watch(input_fd, [&, input_fd] {
+      Console::Input input = console.ReadInput();
+      if (input.quit) stop.Request(StopReason::kUserQuit);
+      if (input.eof) loop->Unwatch(input_fd);
+      pending_input += input.bytes;
+    });
+    // epoll refuses regular files and /dev/null (EPERM): such stdin has nothing to type.
+    if (!watched.ok() && !absl::IsPermissionDenied(watched)) return watched;
+  }
+  vm.Start();
+  while (!stop.requested()) {
+    if (!pending_input.empty()) {
+      const size_t taken = vm.SendConsoleInput(std::span(
+          reinterpret_cast<const uint8_t*>(pending_input.data()), pending_input.size()));
+      pending_input.erase(0, taken);
+    }
+    // Poll briefly while input waits for FIFO space; otherwise sleep until an event.
+    MINIVMM_RETURN_IF_ERROR(loop->RunOnce(pending_input.empty() ? -1 : 10));
+  }
+  vm.Stop();
+  Log(LogLevel::kInfo, "vCPU exits: %s", FormatExitCounts(vm.TotalExitCounts()));
+  *signal_number = stop.signal();
+  return stop.reason();
+}
+
+}  // namespace
+
+absl::StatusOr<int> RunVm(const VmConfig& config, absl::Time vmm_start) {
+  // Everything the user can get wrong in the files is checked before KVM is opened.
+  MINIVMM_ASSIGN_OR_RETURN(BootImages images, LoadBootImages(config));
+  MINIVMM_ASSIGN_OR_RETURN(KvmSystem kvm, KvmSystem::Open());
+  MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<Console> console,
+                           Console::Create(config.serial_mode, config.serial_path));
+  MINIVMM_ASSIGN_OR_RETURN(UniqueFd signal_fd, BlockTerminationSignals());
+  VcpuThread::InstallKickSignalHandler();
+
+  for (int boot = 1;; ++boot) {
+    MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<StopRequest> stop, StopRequest::Create());
+    MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<Vm> vm,
+                             Vm::Create(kvm, config, images, console.get(), stop.get(), vmm_start));
+    Log(LogLevel::kInfo, "booting '%s' (%d vCPUs, %d MiB)%s", config.name, config.vcpus,
+        config.memory_mib, boot > 1 ? absl::StrFormat(", boot %d", boot) : "");
+    int signal_number = 0;
+    MINIVMM_ASSIGN_OR_RETURN(StopReason reason,
+                             RunOneBoot(*vm, *stop, *console, signal_fd.get(), &signal_number));
+    vm.reset();
+    switch (reason) {
+      case StopReason::kPowerOff:
+        Log(LogLevel::kInfo, "guest powered off");
+        return kExitPoweredOff;
+      case StopReason::kReset:
+        if (config.on_reboot == RebootAction::kRestart) {
+          Log(LogLevel::kInfo, "guest rebooted: restarting (on_reboot = \"restart\")");
+          continue;
+        }
+        Log(LogLevel::kInfo, "guest rebooted: exiting with code %d (on_reboot = \"exit\")",
+            kExitGuestReboot);
+        return kExitGuestReboot;
+      case StopReason::kSignal:
+        Log(LogLevel::kInfo, "stopped by signal %d (%s)", signal_number, strsignal(signal_number));
+        return kExitSignalBase + signal_number;
+      case StopReason::kUserQuit:
+        Log(LogLevel::kInfo, "stopped from the console (Ctrl-A x)");
+        return kExitSignalBase + SIGINT;
+      case StopReason::kError:
+        return stop->error();
+    }
+  }
+}
+
+}  // namespace minivmm

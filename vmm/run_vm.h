@@ -1,0 +1,17 @@
+// The lifecycle of `minivmm --config vm.toml`: build the VM, run it until it stops, restart it
+// on a guest reboot when configured, and map the outcome to an exit code.
+#ifndef MINIVMM_VMM_RUN_VM_H_
+#define MINIVMM_VMM_RUN_VM_H_
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "vmm/config.h"
+
+namespace minivmm {
+
+// Returns the process exit code (vmm/exit_codes.h), or an error for the caller to print.
+absl::StatusOr<int> RunVm(const VmConfig& config, absl::Time vmm_start);
+
+}  // namespace minivmm
+
+#endif  // MINIVMM_VMM_RUN_VM_H_

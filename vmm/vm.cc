@@ -1,0 +1,132 @@
+#include "vmm/vm.h"
+
+#include "absl/strings/str_format.h"
+#include "devices/acpi_sleep_control.h"
+#include "devices/cmos_rtc.h"
+#include "devices/debug_port.h"
+#include "devices/i8042.h"
+#include "devices/serial_16550.h"
+#include "guest-firmware/acpi_tables.h"
+#include "guest-firmware/linux_loader.h"
+#include "vmm/console.h"
+#include "vmm/cpuid.h"
+#include "vmm/errno_status.h"
+#include "vmm/kvm_irq_line.h"
+#include "vmm/log.h"
+#include "vmm/memory_layout.h"
+#include "vmm/vcpu_setup.h"
+
+namespace minivmm {
+namespace {
+
+// KVM needs three pages for the VMX real-mode TSS and one for the EPT identity map, somewhere
+// the guest never uses; the top of the 32-bit MMIO hole, below the BIOS ROM, is free.
+constexpr uint64_t kKvmIdentityMapAddress = 0xfffbc000;
+constexpr uint64_t kKvmTssAddress = 0xfffbd000;
+// Legacy PC addresses (IBM PC/AT technical reference): COM1 and its IRQ, the RTC.
+constexpr uint64_t kCom1Port = 0x3f8;
+constexpr uint32_t kCom1Irq = 4;
+constexpr uint64_t kRtcPort = 0x70;
+
+}  // namespace
+
+Vm::~Vm() { Stop(); }
+
+absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmConfig& config,
+                                               const BootImages& images, Console* console,
+                                               StopRequest* stop, absl::Time vmm_start) {
+  std::unique_ptr<Vm> vm(new Vm());
+  vm->stop_ = stop;
+  MINIVMM_ASSIGN_OR_RETURN(vm->kvm_vm_, kvm.CreateVm());
+  KvmVm& kvm_vm = *vm->kvm_vm_;
+  MINIVMM_RETURN_IF_ERROR(kvm_vm.SetIdentityMapAddress(kKvmIdentityMapAddress));
+  MINIVMM_RETURN_IF_ERROR(kvm_vm.SetTssAddress(kKvmTssAddress));
+  MINIVMM_RETURN_IF_ERROR(kvm_vm.CreateIrqchip());
+  MINIVMM_RETURN_IF_ERROR(kvm_vm.CreatePit());
+
+  const std::vector<GuestRegionSpec> ram = layout::RamRegions(config.memory_mib << 20);
+  MINIVMM_ASSIGN_OR_RETURN(GuestMemory memory, GuestMemory::Create(ram));
+  vm->memory_.emplace(std::move(memory));
+  uint32_t slot = 0;
+  for (const GuestMemory::Region& region : vm->memory_->regions()) {
+    MINIVMM_RETURN_IF_ERROR(
+        kvm_vm.SetUserMemoryRegion(slot++, region.guest_address, region.size, region.host));
+  }
+
+  AcpiMachine machine;
+  machine.num_cpus = config.vcpus;
+  machine.base_address = layout::kAcpiTablesAddress;
+  machine.sleep_control_port = kAcpiSleepControlPort;
+  machine.lapic_address = layout::kLapicAddress;
+  machine.ioapic_address = layout::kIoapicAddress;
+  const AcpiTables acpi = BuildAcpiTables(machine);
+  MINIVMM_RETURN_IF_ERROR(vm->memory_->Write(layout::kAcpiTablesAddress, acpi.blob));
+
+  LinuxBootInputs boot;
+  boot.kernel = &images.kernel;
+  boot.initramfs = images.initramfs;
+  boot.cmdline = config.cmdline;
+  boot.rsdp_address = acpi.rsdp_address;
+  MINIVMM_ASSIGN_OR_RETURN(LinuxEntry entry, LoadLinux(*vm->memory_, boot));
+
+  MINIVMM_RETURN_IF_ERROR(vm->CreateDevices(console, vmm_start));
+  MINIVMM_RETURN_IF_ERROR(vm->CreateVcpus(kvm, config.vcpus, entry));
+  return vm;
+}
+
+absl::Status Vm::CreateDevices(Console* console, absl::Time vmm_start) {
+  auto add = [this](uint64_t base, uint64_t length, std::shared_ptr<BusDevice> device) {
+    absl::StatusOr<BusRegistration> registration = pio_bus_.Register(base, length, std::move(device));
+    if (!registration.ok()) return registration.status();
+    registrations_.push_back(std::move(*registration));
+    return absl::OkStatus();
+  };
+  serial_irq_ = std::make_unique<KvmIrqLine>(kvm_vm_.get(), kCom1Irq);
+  serial_ = std::make_shared<Serial16550>(
+      serial_irq_.get(), [console](std::span<const uint8_t> bytes) { console->Write(bytes); });
+  MINIVMM_RETURN_IF_ERROR(add(kCom1Port, Serial16550::kPortSpan, serial_));
+
+  StopRequest* stop = stop_;
+  auto i8042 = std::make_shared<I8042>([stop] { stop->Request(StopReason::kReset); });
+  MINIVMM_RETURN_IF_ERROR(add(I8042::kBasePort, I8042::kPortSpan, i8042));
+  MINIVMM_RETURN_IF_ERROR(add(kRtcPort, CmosRtc::kPortSpan, std::make_shared<CmosRtc>()));
+  MINIVMM_RETURN_IF_ERROR(add(kAcpiSleepControlPort, 1, std::make_shared<AcpiSleepControl>(
+                                  [stop] { stop->Request(StopReason::kPowerOff); })));
+  debug_port_ = std::make_shared<BootDebugPort>(vmm_start, [](absl::Duration elapsed) {
+    Log(LogLevel::kInfo, "boot marker: guest init started %.3f s after minivmm started",
+        absl::ToDoubleSeconds(elapsed));
+  });
+  return add(kBootDebugPort, 1, debug_port_);
+}
+
+absl::Status Vm::CreateVcpus(const KvmSystem& kvm, uint32_t count, const LinuxEntry& entry) {
+  MINIVMM_ASSIGN_OR_RETURN(CpuidList supported, kvm.GetSupportedCpuid());
+  for (uint32_t id = 0; id < count; ++id) {
+    MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<KvmVcpu> vcpu, kvm_vm_->CreateVcpu(id));
+    MINIVMM_RETURN_IF_ERROR(vcpu->SetCpuid(CpuidForVcpu(supported, id, count)));
+    MINIVMM_RETURN_IF_ERROR(SetupVcpuCommon(*vcpu));
+    if (id == 0) MINIVMM_RETURN_IF_ERROR(SetupBootVcpu(*vcpu, entry));
+    vcpus_.push_back(std::make_unique<VcpuThread>(std::move(vcpu), &pio_bus_, &mmio_bus_, stop_));
+  }
+  return absl::OkStatus();
+}
+
+void Vm::Start() {
+  for (auto& vcpu : vcpus_) vcpu->Start();
+}
+
+void Vm::Stop() {
+  for (auto& vcpu : vcpus_) vcpu->StopAndJoin();
+}
+
+size_t Vm::SendConsoleInput(std::span<const uint8_t> bytes) { return serial_->EnqueueInput(bytes); }
+
+ExitCounts Vm::TotalExitCounts() const {
+  ExitCounts total{};
+  for (const auto& vcpu : vcpus_) {
+    for (size_t i = 0; i < total.size(); ++i) total[i] += vcpu->exit_counts()[i];
+  }
+  return total;
+}
+
+}  // namespace minivmm

@@ -1,0 +1,67 @@
+// One running guest: KVM VM, guest RAM, buses, devices and vCPU threads, wired explicitly.
+// A guest reboot with on_reboot = "restart" builds a new Vm from the same images.
+#ifndef MINIVMM_VMM_VM_H_
+#define MINIVMM_VMM_VM_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "guest-firmware/bzimage.h"
+#include "vmm/bus.h"
+#include "vmm/config.h"
+#include "vmm/guest_memory.h"
+#include "vmm/kvm.h"
+#include "vmm/stop_request.h"
+#include "vmm/vcpu_thread.h"
+
+namespace minivmm {
+
+class Console;
+class Serial16550;
+class KvmIrqLine;
+class BootDebugPort;
+
+// The guest's boot images, read and validated before any KVM object exists.
+struct BootImages {
+  BzImage kernel;
+  std::vector<uint8_t> initramfs;
+};
+
+class Vm {
+ public:
+  static absl::StatusOr<std::unique_ptr<Vm>> Create(const KvmSystem& kvm, const VmConfig& config,
+                                                    const BootImages& images, Console* console,
+                                                    StopRequest* stop, absl::Time vmm_start);
+  ~Vm();
+
+  void Start();
+  // Stops and joins every vCPU thread; the VM cannot be restarted afterwards.
+  void Stop();
+  // Hands console input to the guest's UART; returns how many bytes it took.
+  size_t SendConsoleInput(std::span<const uint8_t> bytes);
+  ExitCounts TotalExitCounts() const;
+
+ private:
+  Vm() = default;
+  absl::Status CreateDevices(Console* console, absl::Time vmm_start);
+  absl::Status CreateVcpus(const KvmSystem& kvm, uint32_t count, const struct LinuxEntry& entry);
+
+  // Members are destroyed bottom-up: vCPU threads are joined first, then bus registrations
+  // drop the devices, then the VM fd goes, and guest memory is unmapped last.
+  StopRequest* stop_ = nullptr;
+  std::optional<GuestMemory> memory_;
+  std::unique_ptr<KvmVm> kvm_vm_;
+  Bus pio_bus_{"port I/O"};
+  Bus mmio_bus_{"MMIO"};
+  std::unique_ptr<KvmIrqLine> serial_irq_;
+  std::shared_ptr<Serial16550> serial_;
+  std::shared_ptr<BootDebugPort> debug_port_;
+  std::vector<BusRegistration> registrations_;
+  std::vector<std::unique_ptr<VcpuThread>> vcpus_;
+};
+
+}  // namespace minivmm
+
+#endif  // MINIVMM_VMM_VM_H_

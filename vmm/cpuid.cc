@@ -9,10 +9,15 @@ namespace {
 constexpr uint32_t kLevelTypeSmt = 1;
 constexpr uint32_t kLevelTypeCore = 2;
 constexpr uint32_t kHyperThreadingBit = 1u << 28;  // leaf 1 EDX.HTT
+// Leaf 1 ECX bit 31 is reserved for hypervisors to announce themselves; KVM does not set it in
+// KVM_GET_SUPPORTED_CPUID. Without it Linux never reads the KVM leaves at 0x40000000 and boots
+// as on bare metal: no kvm-clock, and with no PIT it cannot calibrate the TSC.
+constexpr uint32_t kHypervisorPresentBit = 1u << 31;
 
 void FillLeaf1(kvm_cpuid_entry2& e, uint32_t index, uint32_t count) {
   // EBX[31:24] initial APIC ID, EBX[23:16] max addressable logical processor IDs.
   e.ebx = (e.ebx & 0x0000ffff) | (index << 24) | (std::min<uint32_t>(count, 255) << 16);
+  e.ecx |= kHypervisorPresentBit;
   if (count > 1) {
     e.edx |= kHyperThreadingBit;
   } else {

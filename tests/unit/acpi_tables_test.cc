@@ -146,7 +146,7 @@ TEST_F(AcpiTablesTest, FadtPointsAtTheDsdtThroughBothFields) {
 TEST_F(AcpiTablesTest, DsdtDefinesTheS5SleepState) {
   // Name (_S5_, Package (4) { 5, 0, 0, 0 }): NameOp, NameString, PackageOp, PkgLength,
   // NumElements, BytePrefix 5, ZeroOp x3 (ACPI 6.4 §20.2.5).
-  const std::vector<uint8_t> s5 = {0x08, '_', 'S', '5', '_', 0x12, 0x07,
+  const std::vector<uint8_t> s5 = {0x08, '_',  'S',  '5',  '_',  0x12, 0x07,
                                    0x04, 0x0a, 0x05, 0x00, 0x00, 0x00};
   const size_t dsdt = view_.Dsdt();
   const std::vector<uint8_t> body = view_.Bytes(dsdt + 36, view_.Length(dsdt) - 36);

@@ -77,9 +77,7 @@ class BusTest : public ::testing::Test {
   }
 
   absl::Status TryRegister(uint64_t base, uint64_t length, std::string name) {
-    return bus_
-        .Register(base, length, std::make_shared<RecordingDevice>(std::move(name)))
-        .status();
+    return bus_.Register(base, length, std::make_shared<RecordingDevice>(std::move(name))).status();
   }
 
   bool ReadByte(uint64_t address, uint8_t* value) {
@@ -103,8 +101,7 @@ TEST_F(BusTest, RejectsRangeOverlappingThePreviousRangeNamingBothDevices) {
   Add(0x120, 0x10, "right");
   const absl::Status status = TryRegister(0x10f, 1, "newcomer");
   EXPECT_EQ(status.code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_THAT(Message(status),
-              AllOf(HasSubstr("pio"), HasSubstr("newcomer"), HasSubstr("left")));
+  EXPECT_THAT(Message(status), AllOf(HasSubstr("pio"), HasSubstr("newcomer"), HasSubstr("left")));
 }
 
 TEST_F(BusTest, RejectsRangeOverlappingTheNextRangeNamingBothDevices) {
@@ -149,8 +146,7 @@ TEST_F(BusTest, RejectsRangeThatWrapsPastTheTopOfTheAddressSpace) {
 }
 
 TEST_F(BusTest, RejectsNullDevice) {
-  EXPECT_EQ(bus_.Register(0x100, 1, nullptr).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(bus_.Register(0x100, 1, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(BusTest, FailedRegistrationLeavesTheRangeUnmapped) {

@@ -168,8 +168,8 @@ TEST(BzImageTest, RejectsKernelWithout64BitEntryPoint) {
 
 TEST(BzImageTest, RejectsSetupCodeRunningPastTheEndOfTheFile) {
   ImageBuilder builder;
-  builder.setup_sects = 10;        // setup ends at 11 * 512
-  builder.file_size = 4 * 512;     // header intact, setup cut short
+  builder.setup_sects = 10;     // setup ends at 11 * 512
+  builder.file_size = 4 * 512;  // header intact, setup cut short
   const absl::StatusOr<BzImage> image = ParseBzImage(builder.Build(), kName);
   EXPECT_EQ(image.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(Message(image), AllOf(HasSubstr(kName), HasSubstr("truncated")));

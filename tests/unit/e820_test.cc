@@ -25,23 +25,21 @@ std::vector<boot_e820_entry> MapFor(uint64_t memory_bytes) {
 }
 
 TEST(E820Test, SmallGuestHasLowRamReservedBiosAreaAndRamFromOneMib) {
-  EXPECT_THAT(MapFor(256 * kMiB),
-              ElementsAre(Entry(0, 0x9fc00, kE820Ram),
-                          Entry(0xe0000, 0x100000 - 0xe0000, kE820Reserved),
-                          Entry(0x100000, 256 * kMiB - 0x100000, kE820Ram)));
+  EXPECT_THAT(MapFor(256 * kMiB), ElementsAre(Entry(0, 0x9fc00, kE820Ram),
+                                              Entry(0xe0000, 0x100000 - 0xe0000, kE820Reserved),
+                                              Entry(0x100000, 256 * kMiB - 0x100000, kE820Ram)));
 }
 
 TEST(E820Test, GuestLargerThanThreeGibHasARegionAboveFourGib) {
-  EXPECT_THAT(MapFor(4 * kGiB),
-              ElementsAre(Entry(0, 0x9fc00, kE820Ram),
-                          Entry(0xe0000, 0x20000, kE820Reserved),
-                          Entry(0x100000, 3 * kGiB - 0x100000, kE820Ram),
-                          Entry(4 * kGiB, kGiB, kE820Ram)));
+  EXPECT_THAT(
+      MapFor(4 * kGiB),
+      ElementsAre(Entry(0, 0x9fc00, kE820Ram), Entry(0xe0000, 0x20000, kE820Reserved),
+                  Entry(0x100000, 3 * kGiB - 0x100000, kE820Ram), Entry(4 * kGiB, kGiB, kE820Ram)));
 }
 
 TEST(E820Test, GuestOfExactlyOneMibHasNoRamAboveOneMib) {
-  EXPECT_THAT(MapFor(kMiB), ElementsAre(Entry(0, 0x9fc00, kE820Ram),
-                                        Entry(0xe0000, 0x20000, kE820Reserved)));
+  EXPECT_THAT(MapFor(kMiB),
+              ElementsAre(Entry(0, 0x9fc00, kE820Ram), Entry(0xe0000, 0x20000, kE820Reserved)));
 }
 
 TEST(E820Test, AcpiTablesLieInAReservedEntry) {

@@ -127,8 +127,7 @@ TEST_F(GuestMemoryTest, WritePastTheEndOfARegionFailsWithoutWritingAnything) {
 
 TEST_F(GuestMemoryTest, SlicePastTheEndOfARegionFails) {
   EXPECT_EQ(memory_.Slice(kHighEnd - 2, 4).status().code(), absl::StatusCode::kOutOfRange);
-  EXPECT_EQ(memory_.Slice(kHighBase, kHighSize + 1).status().code(),
-            absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(memory_.Slice(kHighBase, kHighSize + 1).status().code(), absl::StatusCode::kOutOfRange);
 }
 
 TEST_F(GuestMemoryTest, AccessInTheGapBetweenRegionsFails) {
@@ -152,8 +151,7 @@ TEST(GuestMemoryStraddleTest, AccessStraddlingTwoAdjacentRegionsFails) {
 TEST_F(GuestMemoryTest, LengthThatWrapsPastTheAddressSpaceFails) {
   // gpa + length wraps around to an address inside the region: a check written as
   // `gpa + length <= end` would accept it.
-  EXPECT_EQ(memory_.Slice(kHighBase + 0x10, kMax).status().code(),
-            absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(memory_.Slice(kHighBase + 0x10, kMax).status().code(), absl::StatusCode::kOutOfRange);
   EXPECT_EQ(memory_.Slice(kHighBase + 0x10, kMax - 0xf).status().code(),
             absl::StatusCode::kOutOfRange);
   EXPECT_EQ(memory_.Slice(0x10, kMax - 0xf).status().code(), absl::StatusCode::kOutOfRange);
@@ -175,8 +173,7 @@ TEST(GuestMemoryTopTest, RegionEndingJustBelowTheTopRejectsAccessesThatWrap) {
   EXPECT_TRUE(memory.Read(kBase + kPage - 2, out).ok());
   EXPECT_EQ(memory.Read(kBase + kPage - 1, out).code(), absl::StatusCode::kOutOfRange);
   EXPECT_EQ(memory.Slice(kBase + 1, kMax).status().code(), absl::StatusCode::kOutOfRange);
-  EXPECT_EQ(memory.Slice(kBase, kMax - kBase + 1).status().code(),
-            absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(memory.Slice(kBase, kMax - kBase + 1).status().code(), absl::StatusCode::kOutOfRange);
 }
 
 TEST(GuestMemoryCreateTest, SortsRegionsByAddress) {
@@ -216,8 +213,7 @@ TEST(GuestMemoryCreateTest, RejectsOverlappingRegionsGivenInAnyOrder) {
 }
 
 TEST(GuestMemoryCreateTest, RejectsRegionsWithTheSameAddress) {
-  EXPECT_EQ(CreateStatus({{0, kPage}, {0, 2 * kPage}}).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CreateStatus({{0, kPage}, {0, 2 * kPage}}).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(GuestMemoryMoveTest, MovedToMemoryKeepsTheContents) {
@@ -250,8 +246,7 @@ TEST(RamRegionsTest, GuestFillingTheSpaceBelowTheMmioHoleHasOneRegion) {
 }
 
 TEST(RamRegionsTest, RamBeyondThreeGibGoesAboveFourGib) {
-  EXPECT_THAT(layout::RamRegions(4 * kGiB),
-              ElementsAre(Spec(0, 3 * kGiB), Spec(4 * kGiB, kGiB)));
+  EXPECT_THAT(layout::RamRegions(4 * kGiB), ElementsAre(Spec(0, 3 * kGiB), Spec(4 * kGiB, kGiB)));
   EXPECT_THAT(layout::RamRegions(3 * kGiB + 2 * kMiB),
               ElementsAre(Spec(0, 3 * kGiB), Spec(4 * kGiB, 2 * kMiB)));
 }

@@ -68,9 +68,7 @@ TEST(ZeroPageTest, SetsTypeOfLoaderToUndefined) {
   EXPECT_EQ(Build(Inputs())->hdr.type_of_loader, 0xff);
 }
 
-TEST(ZeroPageTest, AsksForTheNormalVideoMode) {
-  EXPECT_EQ(Build(Inputs())->hdr.vid_mode, 0xffff);
-}
+TEST(ZeroPageTest, AsksForTheNormalVideoMode) { EXPECT_EQ(Build(Inputs())->hdr.vid_mode, 0xffff); }
 
 TEST(ZeroPageTest, PointsAtTheCommandLine) {
   EXPECT_EQ(Build(Inputs())->hdr.cmd_line_ptr, 0x20000u);
@@ -93,9 +91,7 @@ TEST(ZeroPageTest, LeavesRamdiskFieldsZeroWithoutAnInitramfs) {
   EXPECT_EQ(params->hdr.ramdisk_size, 0u);
 }
 
-TEST(ZeroPageTest, CarriesTheRsdpAddress) {
-  EXPECT_EQ(Build(Inputs())->acpi_rsdp_addr, 0xe0000u);
-}
+TEST(ZeroPageTest, CarriesTheRsdpAddress) { EXPECT_EQ(Build(Inputs())->acpi_rsdp_addr, 0xe0000u); }
 
 TEST(ZeroPageTest, CopiesTheE820Table) {
   const std::vector<boot_e820_entry> e820 = {
@@ -131,15 +127,13 @@ TEST(ZeroPageTest, RejectsMoreE820EntriesThanTheZeroPageHolds) {
 TEST(ZeroPageTest, RejectsCommandLineAboveFourGib) {
   ZeroPageInputs in = Inputs();
   in.cmdline_address = 0x100000000;
-  EXPECT_EQ(BuildZeroPage(KernelHeader(), in).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(BuildZeroPage(KernelHeader(), in).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ZeroPageTest, RejectsInitramfsAboveFourGib) {
   ZeroPageInputs in = Inputs();
   in.initrd_address = 0x100000000;
-  EXPECT_EQ(BuildZeroPage(KernelHeader(), in).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(BuildZeroPage(KernelHeader(), in).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ZeroPageTest, RejectsInitramfsThatEndsAboveFourGib) {

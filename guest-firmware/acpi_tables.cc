@@ -2,6 +2,7 @@
 
 #include <string_view>
 
+#include "guest-firmware/aml.h"
 #include "guest-firmware/byte_writer.h"
 
 namespace minivmm {
@@ -48,26 +49,26 @@ void GenericAddress(ByteWriter& w, uint8_t space, uint8_t bit_width, uint8_t acc
   w.U64(address);
 }
 
-// DSDT body: Name (_S5, Package (4) { 5, 0, 0, 0 }) in AML (ACPI 6.4 §20.2.5.1 NameOp,
-// §20.2.5.4 PackageOp). Linux reads SLP_TYP for S5 from it; the value 5 is what the sleep
-// control register then receives (see devices/acpi_sleep_control.h).
-void WriteS5Object(ByteWriter& w) {
-  constexpr uint8_t kNameOp = 0x08, kPackageOp = 0x12, kBytePrefix = 0x0a, kZeroOp = 0x00;
-  w.U8(kNameOp);
-  w.Text("_S5_", 4);
-  w.U8(kPackageOp);
-  w.U8(7);  // PkgLength: this byte + NumElements + 5 bytes of elements
-  w.U8(4);  // NumElements
-  w.U8(kBytePrefix);
-  w.U8(5);
-  w.U8(kZeroOp);
-  w.U8(kZeroOp);
-  w.U8(kZeroOp);
-}
-
-size_t WriteDsdt(ByteWriter& w) {
+// DSDT: \_S5 gives the SLP_TYP value (5) that the sleep control register then receives (see
+// devices/acpi_sleep_control.h). A hardware-reduced guest has no 8259 PIC and maps no ISA IRQ
+// on its own, so legacy devices with an interrupt are described here: Linux's PNP layer then
+// routes their IRQs through the IOAPIC.
+size_t WriteDsdt(ByteWriter& w, const AcpiMachine& m) {
   const size_t start = BeginTable(w, "DSDT", 2);
-  WriteS5Object(w);
+  aml::Bytes body = aml::Name("_S5_", aml::PackageOfIntegers({5, 0, 0, 0}));
+  aml::Bytes devices;
+  for (const AcpiLegacyDevice& d : m.legacy_devices) {
+    aml::Bytes device = aml::Name("_HID", aml::EisaId(d.eisa_id));
+    const aml::Bytes uid = aml::Name("_UID", aml::Integer(d.uid));
+    device.insert(device.end(), uid.begin(), uid.end());
+    const aml::Bytes crs = aml::Name("_CRS", aml::IoResources(d.io_base, d.io_length, d.irq));
+    device.insert(device.end(), crs.begin(), crs.end());
+    const aml::Bytes node = aml::Device(d.name, device);
+    devices.insert(devices.end(), node.begin(), node.end());
+  }
+  const aml::Bytes scope = aml::Scope("\\_SB_", devices);
+  body.insert(body.end(), scope.begin(), scope.end());
+  for (uint8_t b : body) w.U8(b);
   FinishTable(w, start);
   return start;
 }
@@ -153,7 +154,7 @@ AcpiTables BuildAcpiTables(const AcpiMachine& m) {
   w.U8(0);    // extended checksum
   w.Zeros(3);
 
-  const size_t dsdt = WriteDsdt(w);
+  const size_t dsdt = WriteDsdt(w, m);
   const size_t fadt = WriteFadt(w, m, m.base_address + dsdt);
   const size_t madt = WriteMadt(w, m);
 

@@ -5,9 +5,20 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace minivmm {
+
+// A fixed ISA device described in the DSDT so the guest's PNP layer finds its ports and IRQ.
+struct AcpiLegacyDevice {
+  std::string name;     // four-character ACPI name, e.g. "COM1"
+  std::string eisa_id;  // PNP ID, e.g. "PNP0501" (16550A-compatible UART)
+  uint32_t uid = 0;
+  uint16_t io_base = 0;
+  uint8_t io_length = 0;
+  int irq = -1;  // -1: none
+};
 
 struct AcpiMachine {
   uint32_t num_cpus = 1;
@@ -15,6 +26,7 @@ struct AcpiMachine {
   uint16_t sleep_control_port = 0;  // I/O port of the sleep control/status register
   uint64_t lapic_address = 0;
   uint64_t ioapic_address = 0;
+  std::vector<AcpiLegacyDevice> legacy_devices;
 };
 
 struct AcpiTables {

@@ -24,9 +24,9 @@ namespace {
 constexpr uint64_t kKvmIdentityMapAddress = 0xfffbc000;
 constexpr uint64_t kKvmTssAddress = 0xfffbd000;
 // Legacy PC addresses (IBM PC/AT technical reference): COM1 and its IRQ, the RTC.
-constexpr uint64_t kCom1Port = 0x3f8;
-constexpr uint32_t kCom1Irq = 4;
-constexpr uint64_t kRtcPort = 0x70;
+constexpr uint16_t kCom1Port = 0x3f8;
+constexpr int kCom1Irq = 4;
+constexpr uint16_t kRtcPort = 0x70;
 
 }  // namespace
 
@@ -59,6 +59,11 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmCon
   machine.sleep_control_port = kAcpiSleepControlPort;
   machine.lapic_address = layout::kLapicAddress;
   machine.ioapic_address = layout::kIoapicAddress;
+  machine.legacy_devices = {
+      {"COM1", "PNP0501", 0, kCom1Port, Serial16550::kPortSpan, kCom1Irq},
+      // The RTC raises no interrupt here (no alarms); described so rtc_cmos binds through PNP.
+      {"RTC_", "PNP0B00", 0, kRtcPort, CmosRtc::kPortSpan, -1},
+  };
   const AcpiTables acpi = BuildAcpiTables(machine);
   MINIVMM_RETURN_IF_ERROR(vm->memory_->Write(layout::kAcpiTablesAddress, acpi.blob));
 

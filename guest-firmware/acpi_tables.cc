@@ -10,7 +10,6 @@ namespace {
 
 constexpr std::string_view kOemId = "MINVMM";
 constexpr std::string_view kOemTableId = "MINIVMM ";
-constexpr size_t kHeaderSize = 36;         // ACPI 6.4 §5.2.6, Table 5.4
 constexpr size_t kChecksumOffset = 9;
 constexpr size_t kLengthOffset = 4;
 constexpr uint32_t kFadtHwReducedAcpi = 1u << 20;  // FADT Flags, Table 5.10

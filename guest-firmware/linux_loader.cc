@@ -40,10 +40,9 @@ absl::Status CheckCmdline(const setup_header& hdr, std::string_view cmdline) {
 // The initramfs goes as high as the kernel allows, page-aligned, above the kernel's
 // decompression area (init_size bytes from the load address).
 absl::StatusOr<uint64_t> PlaceInitramfs(const GuestMemory& memory, const setup_header& hdr,
-                                        uint64_t size) {
+                                        uint64_t kernel_end, uint64_t size) {
   const uint64_t addr_max = hdr.version >= 0x0203 ? hdr.initrd_addr_max : kDefaultInitrdAddrMax;
   const uint64_t top = std::min(LowRamEnd(memory), addr_max + 1);
-  const uint64_t kernel_end = layout::kKernelLoadAddress + hdr.init_size;
   if (size > top || ((top - size) & kPageMask) < kernel_end) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "initramfs (%d MiB) does not fit between the kernel (ends at %d MiB) and %d MiB: raise "
@@ -62,7 +61,8 @@ absl::StatusOr<LinuxEntry> LoadLinux(GuestMemory& memory, const LinuxBootInputs&
 
   // The kernel decompresses itself in place and needs init_size bytes from its load address.
   const uint64_t kernel_span = std::max<uint64_t>(hdr.init_size, kernel.protected_mode_kernel().size());
-  if (layout::kKernelLoadAddress + kernel_span > LowRamEnd(memory)) {
+  const uint64_t kernel_end = layout::kKernelLoadAddress + kernel_span;
+  if (kernel_end > LowRamEnd(memory)) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "the kernel needs %d MiB of RAM above 1 MiB to boot (init_size), the guest has %d MiB: "
         "raise [vm] memory_mib",
@@ -81,7 +81,7 @@ absl::StatusOr<LinuxEntry> LoadLinux(GuestMemory& memory, const LinuxBootInputs&
   zp.cmdline_size = in.cmdline.size();
   zp.rsdp_address = in.rsdp_address;
   if (!in.initramfs.empty()) {
-    MINIVMM_ASSIGN_OR_RETURN(zp.initrd_address, PlaceInitramfs(memory, hdr, in.initramfs.size()));
+    MINIVMM_ASSIGN_OR_RETURN(zp.initrd_address, PlaceInitramfs(memory, hdr, kernel_end, in.initramfs.size()));
     zp.initrd_size = in.initramfs.size();
     MINIVMM_RETURN_IF_ERROR(memory.Write(zp.initrd_address, in.initramfs));
   }

@@ -19,10 +19,13 @@ absl::StatusOr<std::unique_ptr<boot_params>> BuildZeroPage(const setup_header& k
     return absl::InvalidArgumentError(absl::StrFormat(
         "e820 map has %d entries, the zero page holds %d", in.e820.size(), E820_MAX_ENTRIES_ZEROPAGE));
   }
-  for (uint64_t value : {in.cmdline_address, in.initrd_address, in.initrd_address + in.initrd_size}) {
-    if (value > 0xffffffffull) {
+  // The header's address fields are 32 bits; the initramfs may end exactly at 4 GiB.
+  constexpr uint64_t k4GiB = 1ull << 32;
+  for (uint64_t end : {in.cmdline_address + 1, in.initrd_address + 1,
+                       in.initrd_address + in.initrd_size}) {
+    if (end > k4GiB) {
       return absl::InvalidArgumentError(
-          absl::StrFormat("boot address %#x does not fit the 32-bit setup header", value));
+          absl::StrFormat("boot address %#x does not fit the 32-bit setup header", end - 1));
     }
   }
   auto params = std::make_unique<boot_params>();

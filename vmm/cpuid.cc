@@ -1,5 +1,6 @@
 #include "vmm/cpuid.h"
 
+#include <algorithm>
 #include <bit>
 
 namespace minivmm {
@@ -59,6 +60,7 @@ CpuidList CpuidForVcpu(const CpuidList& supported, uint32_t index, uint32_t coun
         if (e.eax & 0x1f) e.eax = (e.eax & 0x03ffffff) | ((count - 1) << 26);
         break;
       case 0xb:
+      case 0x1f:  // V2 extended topology: Linux prefers it to 0xB when present
         FillLeafB(e, index, count);
         break;
       case 0x80000008:  // AMD: ECX[7:0] = number of cores - 1

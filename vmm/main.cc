@@ -6,8 +6,6 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "vmm/config.h"
 #include "vmm/exit_codes.h"
@@ -20,11 +18,35 @@ ABSL_FLAG(std::string, log_level, "info", "Least severe log level shown: debug, 
 namespace {
 
 constexpr char kUsage[] =
-    "boots a Linux guest on KVM.\n\n"
-    "Usage: minivmm --config vm.toml [--log_level=info]\n\n"
-    "The config's [vm], [boot] and [serial] sections are documented in configs/example.toml.\n"
+    "minivmm boots a Linux guest on KVM.\n"
+    "\n"
+    "Usage: minivmm --config vm.toml [--log_level=info]\n"
+    "\n"
+    "  --config PATH     the VM description (TOML); keys are documented in\n"
+    "                    configs/example.toml\n"
+    "  --log_level LEVEL least severe log level shown: debug, info, warning, error\n"
+    "  --help            this text\n"
+    "  --version         the version\n"
+    "\n"
     "Exit codes: 0 guest powered off, 1 error, 3 guest rebooted with on_reboot = \"exit\",\n"
-    "128+N stopped by signal N. On a terminal, Ctrl-A x quits.";
+    "128+N stopped by signal N. On a terminal, Ctrl-A x quits.\n";
+
+// Abseil's own --help exits with status 1 and lists its internal flags; a user asking for help
+// gets our text and status 0 instead.
+bool HandleHelpOrVersion(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h" || arg == "-help") {
+      std::fputs(kUsage, stdout);
+      return true;
+    }
+    if (arg == "--version" || arg == "-version") {
+      std::puts("minivmm " MINIVMM_VERSION);
+      return true;
+    }
+  }
+  return false;
+}
 
 bool ParseLogLevel(const std::string& name, minivmm::LogLevel* level) {
   static const std::pair<const char*, minivmm::LogLevel> kLevels[] = {
@@ -45,13 +67,7 @@ bool ParseLogLevel(const std::string& name, minivmm::LogLevel* level) {
 
 int main(int argc, char** argv) {
   const absl::Time start = absl::Now();
-  absl::FlagsUsageConfig usage_config;
-  usage_config.version_string = [] { return std::string("minivmm " MINIVMM_VERSION "\n"); };
-  // --help lists only minivmm's own flags, not Abseil's internals.
-  usage_config.contains_help_flags = [](absl::string_view file) {
-    return absl::StrContains(file, "vmm/main.cc");
-  };
-  absl::SetFlagsUsageConfig(usage_config);
+  if (HandleHelpOrVersion(argc, argv)) return 0;
   absl::SetProgramUsageMessage(kUsage);
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
 

@@ -24,7 +24,8 @@ inline constexpr uint64_t kLowMemoryEnd = 0x9fc00;
 // ACPI tables live in the BIOS read-only area, where Linux also scans for the RSDP
 // (ACPI 6.4 §5.2.5.1: 0xE0000-0xFFFFF).
 inline constexpr uint64_t kAcpiTablesAddress = 0xe0000;
-inline constexpr uint64_t kAcpiTablesMaxSize = 0x20000;
+// Up to the last page below 1 MiB, which holds the reset vector (guest-firmware/reset_vector.h).
+inline constexpr uint64_t kAcpiTablesMaxSize = 0x1f000;
 // The protected-mode kernel is loaded at 1 MiB (Linux boot protocol: code32_start default).
 inline constexpr uint64_t kKernelLoadAddress = 0x100000;
 inline constexpr uint64_t kHighMemoryStart = 0x100000;

@@ -134,10 +134,16 @@ void VcpuThread::HandleIo(kvm_run* run) {
   const size_t size = run->io.size;
   for (uint32_t i = 0; i < run->io.count; ++i, data += size) {
     std::span<uint8_t> bytes(data, size);
-    if (run->io.direction == KVM_EXIT_IO_OUT) {
-      pio_bus_->Write(port, bytes);
-    } else {
-      pio_bus_->Read(port, bytes);
+    const bool handled = run->io.direction == KVM_EXIT_IO_OUT ? pio_bus_->Write(port, bytes)
+                                                              : pio_bus_->Read(port, bytes);
+    // Guests probe ports that nothing decodes (PCI config, a second UART, ...); that is
+    // normal, so it is only visible at debug level, and only the first few times.
+    if (!handled && LogEnabled(LogLevel::kDebug)) {
+      static LogBudget budget(200);
+      if (budget.Take()) {
+        Log(LogLevel::kDebug, "vCPU %d: %s of %d bytes at unhandled port %#x", vcpu_->id(),
+            run->io.direction == KVM_EXIT_IO_OUT ? "write" : "read", size, port);
+      }
     }
   }
 }

@@ -8,6 +8,7 @@
 #include "devices/serial_16550.h"
 #include "guest-firmware/acpi_tables.h"
 #include "guest-firmware/linux_loader.h"
+#include "guest-firmware/reset_vector.h"
 #include "vmm/console.h"
 #include "vmm/cpuid.h"
 #include "vmm/errno_status.h"
@@ -65,7 +66,12 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmCon
       {"RTC_", "PNP0B00", 0, kRtcPort, CmosRtc::kPortSpan, -1},
   };
   const AcpiTables acpi = BuildAcpiTables(machine);
+  if (acpi.blob.size() > layout::kAcpiTablesMaxSize) {
+    return absl::InternalError(absl::StrFormat("ACPI tables (%d bytes) exceed their %d-byte area",
+                                               acpi.blob.size(), layout::kAcpiTablesMaxSize));
+  }
   MINIVMM_RETURN_IF_ERROR(vm->memory_->Write(layout::kAcpiTablesAddress, acpi.blob));
+  MINIVMM_RETURN_IF_ERROR(vm->memory_->Write(kResetVectorAddress, kResetVectorStub));
 
   LinuxBootInputs boot;
   boot.kernel = &images.kernel;

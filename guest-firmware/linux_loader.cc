@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "guest-firmware/e820.h"
+#include "guest-firmware/elf_kernel.h"
 #include "guest-firmware/long_mode.h"
 #include "guest-firmware/zero_page.h"
 #include "vmm/errno_status.h"
@@ -52,25 +53,47 @@ absl::StatusOr<uint64_t> PlaceInitramfs(const GuestMemory& memory, const setup_h
   return (top - size) & kPageMask;
 }
 
-}  // namespace
+// Copies the kernel into memory and returns its entry point and the end of the memory it
+// occupies (everything placed after it must start above that).
+struct PlacedKernel {
+  uint64_t entry_point = 0;
+  uint64_t end = 0;
+};
 
-absl::StatusOr<LinuxEntry> LoadLinux(GuestMemory& memory, const LinuxBootInputs& in) {
-  const BzImage& kernel = *in.kernel;
-  const setup_header& hdr = kernel.header;
-  MINIVMM_RETURN_IF_ERROR(CheckCmdline(hdr, in.cmdline));
-
+absl::StatusOr<PlacedKernel> PlaceBzImage(GuestMemory& memory, const KernelImage& kernel) {
   // The kernel decompresses itself in place and needs init_size bytes from its load address.
-  const uint64_t kernel_span = std::max<uint64_t>(hdr.init_size, kernel.protected_mode_kernel().size());
-  const uint64_t kernel_end = layout::kKernelLoadAddress + kernel_span;
-  if (kernel_end > LowRamEnd(memory)) {
+  const uint64_t span = std::max<uint64_t>(kernel.header.init_size,
+                                           kernel.protected_mode_kernel().size());
+  const uint64_t end = layout::kKernelLoadAddress + span;
+  if (end > LowRamEnd(memory)) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "the kernel needs %d MiB of RAM above 1 MiB to boot (init_size), the guest has %d MiB: "
         "raise [vm] memory_mib",
-        kernel_span >> 20, (LowRamEnd(memory) - layout::kKernelLoadAddress) >> 20));
+        span >> 20, (LowRamEnd(memory) - layout::kKernelLoadAddress) >> 20));
   }
   MINIVMM_RETURN_IF_ERROR(
       WithContext(memory.Write(layout::kKernelLoadAddress, kernel.protected_mode_kernel()),
                   "loading kernel"));
+  return PlacedKernel{layout::kKernelLoadAddress + kEntry64Offset, end};
+}
+
+absl::StatusOr<PlacedKernel> PlaceVmlinux(GuestMemory& memory, const KernelImage& kernel) {
+  // Everything below 1 MiB is the loader's: GDT, zero page, page tables, command line, ACPI.
+  const GuestRange reserved[] = {{0, layout::kHighMemoryStart, "boot data below 1 MiB"}};
+  MINIVMM_RETURN_IF_ERROR(LoadElfKernel(memory, kernel.elf, kernel.bytes, reserved, kernel.name));
+  return PlacedKernel{kernel.elf.entry, kernel.elf.physical_end};
+}
+
+}  // namespace
+
+absl::StatusOr<LinuxEntry> LoadLinux(GuestMemory& memory, const LinuxBootInputs& in) {
+  const KernelImage& kernel = *in.kernel;
+  const setup_header& hdr = kernel.header;
+  MINIVMM_RETURN_IF_ERROR(CheckCmdline(hdr, in.cmdline));
+  MINIVMM_ASSIGN_OR_RETURN(PlacedKernel placed,
+                           kernel.format == KernelImage::Format::kBzImage
+                               ? PlaceBzImage(memory, kernel)
+                               : PlaceVmlinux(memory, kernel));
 
   std::vector<uint8_t> cmdline(in.cmdline.begin(), in.cmdline.end());
   cmdline.push_back(0);
@@ -81,7 +104,8 @@ absl::StatusOr<LinuxEntry> LoadLinux(GuestMemory& memory, const LinuxBootInputs&
   zp.cmdline_size = in.cmdline.size();
   zp.rsdp_address = in.rsdp_address;
   if (!in.initramfs.empty()) {
-    MINIVMM_ASSIGN_OR_RETURN(zp.initrd_address, PlaceInitramfs(memory, hdr, kernel_end, in.initramfs.size()));
+    MINIVMM_ASSIGN_OR_RETURN(zp.initrd_address,
+                             PlaceInitramfs(memory, hdr, placed.end, in.initramfs.size()));
     zp.initrd_size = in.initramfs.size();
     MINIVMM_RETURN_IF_ERROR(memory.Write(zp.initrd_address, in.initramfs));
   }
@@ -92,7 +116,7 @@ absl::StatusOr<LinuxEntry> LoadLinux(GuestMemory& memory, const LinuxBootInputs&
   MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<boot_params> params, BuildZeroPage(hdr, zp));
   MINIVMM_RETURN_IF_ERROR(memory.WriteObject(layout::kZeroPageAddress, *params));
   MINIVMM_RETURN_IF_ERROR(WriteLongModeTables(memory));
-  return LinuxEntry{layout::kKernelLoadAddress + kEntry64Offset, layout::kZeroPageAddress};
+  return LinuxEntry{placed.entry_point, layout::kZeroPageAddress};
 }
 
 }  // namespace minivmm

@@ -9,20 +9,20 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "guest-firmware/bzimage.h"
+#include "guest-firmware/kernel_image.h"
 #include "vmm/guest_memory.h"
 
 namespace minivmm {
 
 struct LinuxBootInputs {
-  const BzImage* kernel = nullptr;
+  const KernelImage* kernel = nullptr;
   std::span<const uint8_t> initramfs;  // empty: none
   std::string_view cmdline;
   uint64_t rsdp_address = 0;
 };
 
 struct LinuxEntry {
-  uint64_t entry_point = 0;  // RIP
+  uint64_t entry_point = 0;  // RIP: the bzImage's 64-bit entry, or the vmlinux's ELF entry
   uint64_t zero_page = 0;    // RSI
 };
 

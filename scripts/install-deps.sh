@@ -9,6 +9,8 @@ packages=(
   # libraries (headers): KVM/VFIO uapi, Abseil, toml++, libfdt, protobuf, GoogleTest
   linux-libc-dev libabsl-dev libtomlplusplus-dev libfdt-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev
+  # host-side kernel decompression and the kernel cache (SHA-256 keys, XXH3 checksums)
+  liblzma-dev zlib1g-dev libzstd-dev liblz4-dev libssl-dev libxxhash-dev
   # guests and the nested-KVM harness: a Debian kernel, busybox, QEMU (outer level, TCG)
   linux-image-amd64 busybox-static cpio kmod xz-utils qemu-system-x86
 )

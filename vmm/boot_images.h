@@ -1,4 +1,7 @@
-// Reads the kernel and initramfs named by the config and validates them, before KVM is touched.
+// Reads the kernel and initramfs named by the config and decides how the kernel boots, before
+// KVM is touched: a vmlinux as is; a bzImage through the kernel cache (decompressed once by
+// minivmm) when [boot] decompress = "auto" and its format allows, else as a bzImage that the
+// guest decompresses.
 #ifndef MINIVMM_VMM_BOOT_IMAGES_H_
 #define MINIVMM_VMM_BOOT_IMAGES_H_
 
@@ -7,12 +10,21 @@
 
 #include "absl/status/statusor.h"
 #include "vmm/config.h"
+#include "vmm/kernel_cache.h"
 #include "vmm/vm.h"
 
 namespace minivmm {
 
 absl::StatusOr<std::vector<uint8_t>> ReadWholeFile(const std::filesystem::path& path);
-absl::StatusOr<BootImages> LoadBootImages(const VmConfig& config);
+
+// cache == nullptr: no cache is available (the guest decompresses).
+absl::StatusOr<BootImages> LoadBootImages(const VmConfig& config, const KernelCache* cache);
+
+// The kernel to boot for a bzImage under decompress = "auto": its cached vmlinux, or a new
+// one decompressed now and stored; the bzImage itself (guest decompression) whenever that is
+// not possible, with one log line saying why. Never fails for a cache problem.
+KernelImage SelectKernelForBzImage(BzImage bzimage, const std::string& name,
+                                   const KernelCache* cache);
 
 }  // namespace minivmm
 

@@ -52,9 +52,10 @@ constexpr KeySpec kVmKeys[] = {
     {"on_reboot", R"(set on_reboot = "exit" to stop the VMM or "restart" to boot again)"},
 };
 constexpr KeySpec kBootKeys[] = {
-    {"kernel", "set kernel to the path of a bzImage Linux kernel"},
+    {"kernel", "set kernel to the path of a Linux kernel: a bzImage or an x86-64 ELF vmlinux"},
     {"initramfs", "set initramfs to the path of an initramfs image, or remove the key"},
     {"cmdline", "set cmdline to one line of kernel parameters"},
+    {"decompress", R"(set decompress = "auto" (decompress once, cache) or "guest")"},
 };
 constexpr KeySpec kSerialKeys[] = {
     {"mode", R"(set mode = "stdio", "file" or "none")"},
@@ -314,6 +315,10 @@ absl::Status ParseBoot(const Section& boot, VmConfig& config) {
   if (!kernel.has_value()) return boot.MissingKeyError("kernel", "is required");
   config.kernel = std::move(*kernel);
   MINIVMM_ASSIGN_OR_RETURN(config.initramfs, boot.ReadPath("initramfs", PathCheck::kReadableFile));
+  MINIVMM_RETURN_IF_ERROR(boot.ReadChoice(
+      "decompress",
+      {{"auto", KernelDecompression::kAuto}, {"guest", KernelDecompression::kGuest}},
+      config.decompress));
 
   MINIVMM_ASSIGN_OR_RETURN(const toml::value<std::string>* cmdline,
                            boot.Get<std::string>("cmdline"));

@@ -15,6 +15,9 @@ namespace minivmm {
 
 enum class SerialMode { kStdio, kFile, kNone };
 enum class RebootAction { kExit, kRestart };
+// Who decompresses a bzImage's kernel: minivmm once, keeping the result in the kernel cache
+// (kAuto, when the format allows), or the guest on every boot (kGuest).
+enum class KernelDecompression { kAuto, kGuest };
 
 inline constexpr uint32_t kMaxVcpus = 64;
 inline constexpr uint64_t kMinMemoryMib = 32;
@@ -30,6 +33,7 @@ struct VmConfig {
   std::filesystem::path kernel;
   std::optional<std::filesystem::path> initramfs;
   std::string cmdline = "console=ttyS0";
+  KernelDecompression decompress = KernelDecompression::kAuto;
   // [serial]
   SerialMode serial_mode = SerialMode::kStdio;
   std::filesystem::path serial_path;  // only for SerialMode::kFile

@@ -7,6 +7,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/clock.h"
+#include "vmm/cache_command.h"
 #include "vmm/config.h"
 #include "vmm/exit_codes.h"
 #include "vmm/log.h"
@@ -21,12 +22,15 @@ constexpr char kUsage[] =
     "minivmm boots a Linux guest on KVM.\n"
     "\n"
     "Usage: minivmm --config vm.toml [--log_level=info]\n"
+    "       minivmm cache list|clear\n"
     "\n"
     "  --config PATH     the VM description (TOML); keys are documented in\n"
     "                    configs/example.toml\n"
     "  --log_level LEVEL least severe log level shown: debug, info, warning, error\n"
     "  --help            this text\n"
     "  --version         the version\n"
+    "  cache list        the decompressed kernels minivmm keeps ($XDG_CACHE_HOME/minivmm)\n"
+    "  cache clear       removes them\n"
     "\n"
     "Exit codes: 0 guest powered off, 1 error, 3 guest rebooted with on_reboot = \"exit\",\n"
     "128+N stopped by signal N. On a terminal, Ctrl-A x quits.\n";
@@ -72,6 +76,10 @@ int main(int argc, char** argv) {
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
 
   if (positional.size() > 1) {
+    if (std::string(positional[1]) == "cache") {
+      std::vector<std::string> args(positional.begin() + 2, positional.end());
+      return minivmm::RunCacheCommand(args);
+    }
     std::fprintf(stderr, "minivmm: unexpected argument '%s' (see minivmm --help)\n", positional[1]);
     return minivmm::kExitError;
   }

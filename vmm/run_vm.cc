@@ -73,7 +73,10 @@ absl::StatusOr<StopReason> RunOneBoot(Vm& vm, StopRequest& stop, Console& consol
 
 absl::StatusOr<int> RunVm(const VmConfig& config, absl::Time vmm_start) {
   // Everything the user can get wrong in the files is checked before KVM is opened.
-  MINIVMM_ASSIGN_OR_RETURN(BootImages images, LoadBootImages(config));
+  // The kernel cache is optional: without a usable cache directory the guest decompresses.
+  absl::StatusOr<KernelCache> cache = KernelCache::ForCurrentUser();
+  MINIVMM_ASSIGN_OR_RETURN(BootImages images,
+                           LoadBootImages(config, cache.ok() ? &*cache : nullptr));
   MINIVMM_ASSIGN_OR_RETURN(KvmSystem kvm, KvmSystem::Open());
   MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<Console> console,
                            Console::Create(config.serial_mode, config.serial_path));

@@ -8,7 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "guest-firmware/bzimage.h"
+#include "guest-firmware/kernel_image.h"
 #include "vmm/bus.h"
 #include "vmm/config.h"
 #include "vmm/guest_memory.h"
@@ -25,7 +25,7 @@ class BootDebugPort;
 
 // The guest's boot images, read and validated before any KVM object exists.
 struct BootImages {
-  BzImage kernel;
+  KernelImage kernel;
   std::vector<uint8_t> initramfs;
 };
 

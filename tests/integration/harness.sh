@@ -89,3 +89,25 @@ minivmm_l2_initramfs() {
 		printf '%s\n' "$out"
 	)
 }
+
+# Build (cached) and print the path of an uncompressed vmlinux (ELF) extracted from the guest
+# kernel's xz payload, as the kernel's scripts/extract-vmlinux does: it is the "vmlinux given
+# directly" case of the boot tests.
+minivmm_guest_vmlinux() {
+	(
+		# shellcheck source=lib/common.sh
+		. "$MINIVMM_HARNESS_DIR/lib/common.sh"
+		local kernel out offset
+		kernel=$(harness_kernel)
+		out=$(harness_cache_dir)/vmlinux-$(basename "$kernel")
+		if [ ! -s "$out" ] || [ "$out" -ot "$kernel" ]; then
+			mkdir -p "${out%/*}"
+			# Setup header (boot.rst): setup_sects at 0x1f1, payload_offset at 0x248.
+			offset=$(python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(0x250)
+print(((d[0x1f1] or 4) + 1) * 512 + struct.unpack_from("<I", d, 0x248)[0])' "$kernel")
+			tail -c +$((offset + 1)) "$kernel" | xz -dc --single-stream >"$out.tmp" &&
+				mv "$out.tmp" "$out"
+		fi
+		printf '%s\n' "$out"
+	)
+}

@@ -80,6 +80,7 @@ on_reboot = "restart"
 kernel = "vmlinuz"
 initramfs = "initramfs.cpio.gz"
 cmdline = "console=ttyS0 quiet panic=-1"
+decompress = "guest"
 
 [serial]
 mode = "file"
@@ -93,6 +94,7 @@ path = "serial.log"
   EXPECT_EQ(config->kernel, dir_ / "vmlinuz");
   EXPECT_EQ(config->initramfs, dir_ / "initramfs.cpio.gz");
   EXPECT_EQ(config->cmdline, "console=ttyS0 quiet panic=-1");
+  EXPECT_EQ(config->decompress, KernelDecompression::kGuest);
   EXPECT_EQ(config->serial_mode, SerialMode::kFile);
   EXPECT_EQ(config->serial_path, dir_ / "serial.log");
 }
@@ -107,6 +109,7 @@ TEST_F(ConfigTest, AppliesDefaultsForOmittedKeys) {
   EXPECT_EQ(config->on_reboot, RebootAction::kExit);
   EXPECT_FALSE(config->initramfs.has_value());
   EXPECT_EQ(config->cmdline, "console=ttyS0");
+  EXPECT_EQ(config->decompress, KernelDecompression::kAuto);
   EXPECT_EQ(config->serial_mode, SerialMode::kStdio);
   EXPECT_TRUE(config->serial_path.empty());
 }
@@ -247,7 +250,7 @@ std::vector<ErrorCase> ErrorCases() {
        boot + "initrd = \"initramfs.cpio.gz\"\n",
        3,
        1,
-       {"unknown key 'initrd' in [boot]", "(valid keys: kernel, initramfs, cmdline)"}},
+       {"unknown key 'initrd' in [boot]", "(valid keys: kernel, initramfs, cmdline, decompress)"}},
       {"RejectsUnknownKeyInSerial",
        boot + "[serial]\nmode = \"stdio\"\nfile = \"x\"\n",
        5,
@@ -281,6 +284,11 @@ std::vector<ErrorCase> ErrorCases() {
        2,
        13,
        {"[vm] on_reboot must be a string, got boolean"}},
+      {"RejectsUnknownDecompressMode",
+       boot + "decompress = \"host\"\n",
+       3,
+       14,
+       {"[boot] decompress", "\"host\""}},
       {"RejectsIntegerKernel",
        "[boot]\nkernel = 1\n",
        2,
@@ -361,7 +369,7 @@ std::vector<ErrorCase> ErrorCases() {
        "[vm]\n\n[boot]\ncmdline = \"quiet\"\n",
        3,
        1,
-       {"[boot] kernel is required", "(set kernel to the path of a bzImage"}},
+       {"[boot] kernel is required", "(set kernel to the path of a Linux kernel"}},
       {"RejectsEmptyKernelPath",
        "[boot]\nkernel = \"\"\n",
        2,

@@ -17,6 +17,8 @@
 #include "gtest/gtest.h"
 #include "guest-firmware/bzimage.h"
 #include "guest-firmware/e820.h"
+#include "guest-firmware/kernel_image.h"
+#include "tests/unit/test_images.h"
 #include "guest-firmware/long_mode.h"
 #include "vmm/guest_memory.h"
 #include "vmm/memory_layout.h"
@@ -103,8 +105,20 @@ BzImage FakeKernel(uint32_t initrd_addr_max = 0x7fffffff) {
   return std::move(*image);
 }
 
-absl::StatusOr<LinuxEntry> Load(GuestMemory& memory, const BzImage& kernel,
+absl::StatusOr<LinuxEntry> LoadImage(GuestMemory& memory, const KernelImage& kernel,
+                                     std::string_view cmdline,
+                                     std::span<const uint8_t> initramfs = {}) {
+  LinuxBootInputs in;
+  in.kernel = &kernel;
+  in.cmdline = cmdline;
+  in.initramfs = initramfs;
+  in.rsdp_address = layout::kAcpiTablesAddress;
+  return LoadLinux(memory, in);
+}
+
+absl::StatusOr<LinuxEntry> Load(GuestMemory& memory, const BzImage& bzimage,
                                 std::string_view cmdline, std::span<const uint8_t> initramfs = {}) {
+  const KernelImage kernel = KernelImageFromBzImage(bzimage, "fake-bzImage");
   LinuxBootInputs in;
   in.kernel = &kernel;
   in.cmdline = cmdline;
@@ -375,6 +389,74 @@ TEST_F(LinuxLoaderTest, RejectsInitramfsTooBigForMemory) {
   const absl::StatusOr<LinuxEntry> entry = Load(small, *kernel_, kCmdline, big);
   EXPECT_EQ(entry.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(Message(entry), AllOf(HasSubstr("initramfs"), HasSubstr("raise [vm] memory_mib")));
+}
+
+
+// ---- An uncompressed vmlinux (ELF64): loaded by segments, entered at its ELF entry point.
+
+constexpr uint64_t kVmlinuxBase = 16 * kMiB;  // where x86-64 kernels link (LOAD_PHYSICAL_ADDR)
+
+KernelImage TinyVmlinuxImage(uint64_t paddr, size_t file_bytes, size_t bss) {
+  absl::StatusOr<KernelImage> image =
+      KernelImageFromVmlinux(testing_images::TinyVmlinux(paddr, file_bytes, bss), "tiny-vmlinux", nullptr);
+  EXPECT_TRUE(image.ok()) << image.status();
+  return std::move(*image);
+}
+
+TEST(LinuxLoaderVmlinuxTest, EntersAtTheElfEntryWithSegmentsInPlace) {
+  const KernelImage kernel = TinyVmlinuxImage(kVmlinuxBase, 4096, 8192);
+  GuestMemory memory = Memory(64 * kMiB);
+  absl::StatusOr<LinuxEntry> entry = LoadImage(memory, kernel, "console=ttyS0");
+  ASSERT_TRUE(entry.ok()) << entry.status();
+  EXPECT_EQ(entry->entry_point, kVmlinuxBase);
+  EXPECT_EQ(entry->zero_page, layout::kZeroPageAddress);
+  const std::vector<uint8_t> loaded = ReadBytes(memory, kVmlinuxBase, 4096);
+  EXPECT_EQ(loaded[1], 7);
+  EXPECT_EQ(loaded[4095], static_cast<uint8_t>(4095 * 7));
+}
+
+TEST(LinuxLoaderVmlinuxTest, ZeroPageCarriesASynthesizedHeader) {
+  const KernelImage kernel = TinyVmlinuxImage(kVmlinuxBase, 4096, 0);
+  GuestMemory memory = Memory(64 * kMiB);
+  ASSERT_TRUE(LoadImage(memory, kernel, "console=ttyS0").ok());
+  boot_params params;
+  ASSERT_TRUE(memory.Read(layout::kZeroPageAddress,
+                          std::span(reinterpret_cast<uint8_t*>(&params), sizeof(params)))
+                  .ok());
+  EXPECT_EQ(params.hdr.header, 0x53726448u);
+  EXPECT_EQ(params.hdr.boot_flag, 0xaa55);
+  EXPECT_EQ(params.hdr.cmd_line_ptr, layout::kCmdlineAddress);
+  EXPECT_EQ(params.hdr.type_of_loader, 0xff);
+}
+
+TEST(LinuxLoaderVmlinuxTest, PlacesTheInitramfsAboveTheKernelsBss) {
+  const KernelImage kernel = TinyVmlinuxImage(kVmlinuxBase, 4096, 8 * kMiB);
+  GuestMemory memory = Memory(64 * kMiB);
+  const std::vector<uint8_t> initramfs(3 * kMiB, 0xab);
+  absl::StatusOr<LinuxEntry> entry = LoadImage(memory, kernel, "console=ttyS0", initramfs);
+  ASSERT_TRUE(entry.ok()) << entry.status();
+  boot_params params;
+  ASSERT_TRUE(memory.Read(layout::kZeroPageAddress,
+                          std::span(reinterpret_cast<uint8_t*>(&params), sizeof(params)))
+                  .ok());
+  EXPECT_GE(params.hdr.ramdisk_image, kernel.elf.physical_end);
+  EXPECT_EQ(params.hdr.ramdisk_size, initramfs.size());
+}
+
+TEST(LinuxLoaderVmlinuxTest, RejectsASegmentInTheLoadersLowMemory) {
+  const KernelImage kernel = TinyVmlinuxImage(0x8000, 4096, 0);  // on the page tables
+  GuestMemory memory = Memory(64 * kMiB);
+  absl::StatusOr<LinuxEntry> entry = LoadImage(memory, kernel, "console=ttyS0");
+  ASSERT_FALSE(entry.ok());
+  EXPECT_THAT(std::string(entry.status().message()), HasSubstr("boot data below 1 MiB"));
+}
+
+TEST(LinuxLoaderVmlinuxTest, RejectsAKernelLargerThanGuestRam) {
+  const KernelImage kernel = TinyVmlinuxImage(kVmlinuxBase, 4096, 64 * kMiB);
+  GuestMemory memory = Memory(64 * kMiB);
+  absl::StatusOr<LinuxEntry> entry = LoadImage(memory, kernel, "console=ttyS0");
+  ASSERT_FALSE(entry.ok());
+  EXPECT_THAT(std::string(entry.status().message()), HasSubstr("memory_mib"));
 }
 
 }  // namespace

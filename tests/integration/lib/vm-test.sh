@@ -18,7 +18,8 @@ vmtest_enter_kvm() {
 		[ -x "$MINIVMM_BIN" ] || vmtest_fail "minivmm binary $MINIVMM_BIN not built (meson compile -C build)"
 		MINIVMM_GUEST_KERNEL=$(minivmm_guest_kernel)
 		MINIVMM_GUEST_INITRAMFS=$(minivmm_l2_initramfs)
-		export MINIVMM_GUEST_KERNEL MINIVMM_GUEST_INITRAMFS
+		MINIVMM_GUEST_VMLINUX=$(minivmm_guest_vmlinux)
+		export MINIVMM_GUEST_KERNEL MINIVMM_GUEST_INITRAMFS MINIVMM_GUEST_VMLINUX
 		if [ "$(minivmm_harness_mode)" = nested ]; then
 			echo "vm-test: no usable KVM here: running ${0##*/} inside the nested L1 guest"
 			exec "$vmtest_dir/run-in-l1.sh" --timeout "${MINIVMM_TEST_TIMEOUT:-400}" -- "$0" "$@"
@@ -34,7 +35,8 @@ vmtest_fail() {
 }
 
 # vmtest_config FILE ACTION [EXTRA_VM_KEYS...]: writes a vm.toml that boots the test guest with
-# minivmm.test=ACTION; extra lines go into [vm].
+# minivmm.test=ACTION; extra lines go into [vm]. $VMTEST_KERNEL overrides the kernel and
+# $VMTEST_BOOT_KEYS adds lines to [boot].
 vmtest_config() {
 	local file=$1 action=$2
 	shift 2
@@ -44,7 +46,8 @@ vmtest_config() {
 		echo "memory_mib = 256"
 		for line in "$@"; do echo "$line"; done
 		echo "[boot]"
-		echo "kernel = \"$MINIVMM_GUEST_KERNEL\""
+		echo "kernel = \"${VMTEST_KERNEL:-$MINIVMM_GUEST_KERNEL}\""
+		[ -z "${VMTEST_BOOT_KEYS:-}" ] || echo "$VMTEST_BOOT_KEYS"
 		echo "initramfs = \"$MINIVMM_GUEST_INITRAMFS\""
 		echo "cmdline = \"console=ttyS0 quiet panic=-1 minivmm.test=${action}\""
 	} >"$file"

@@ -1,0 +1,312 @@
+#include "vmm/kernel_cache.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <bit>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "vmm/errno_status.h"
+#include "vmm/log.h"
+#include "vmm/unique_fd.h"
+
+namespace minivmm {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kEntrySuffix[] = ".vmlinux";
+constexpr char kTempPrefix[] = ".tmp-";
+constexpr char kMagic[8] = {'M', 'V', 'M', 'M', 'K', 'R', 'N', 'L'};
+
+// The entry header, stored in host byte order: the cache is private to one host, and minivmm
+// runs only on x86-64 (KVM), so there is no other byte order to meet.
+struct EntryHeader {
+  char magic[8];
+  uint32_t format_version;
+  uint32_t header_size;
+  uint64_t content_length;
+  uint64_t content_xxh3;  // XXH3_64bits: fast enough to verify ~66 MB on every boot.
+};
+static_assert(sizeof(EntryHeader) == 32, "the on-disk header has no padding");
+static_assert(std::endian::native == std::endian::little);
+
+// Keys become file names: refuse anything that could leave the directory or look like one of
+// our temporary files.
+absl::Status CheckKey(const std::string& key) {
+  const bool valid =
+      !key.empty() && key.front() != '.' && std::all_of(key.begin(), key.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+      });
+  if (valid) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrFormat("invalid kernel cache key '%s'", key));
+}
+
+absl::Status PreadFull(int fd, const fs::path& path, uint8_t* data, size_t size, off_t offset,
+                       size_t* got) {
+  *got = 0;
+  while (*got < size) {
+    const ssize_t n = ::pread(fd, data + *got, size - *got, offset + *got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError(absl::StrFormat("read(%s)", path.string()));
+    if (n == 0) break;  // EOF: the caller decides whether a short file is an error.
+    *got += n;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteFull(int fd, const fs::path& path, const void* data, size_t size) {
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  while (size > 0) {
+    const ssize_t n = ::write(fd, bytes, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError(absl::StrFormat("write(%s)", path.string()));
+    bytes += n;
+    size -= n;
+  }
+  return absl::OkStatus();
+}
+
+// mkdir -p with mode 0700 on every directory it creates: cached kernels are the user's own.
+absl::Status MakeDirectories(const fs::path& directory) {
+  fs::path partial;
+  for (const fs::path& part : directory) {
+    partial /= part;
+    if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoError(absl::StrFormat("mkdir(%s)", partial.string()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Removes a bad entry, unless a writer has meanwhile renamed a fresh one over it: the path must
+// still name the file that was read.
+void RemoveBadEntry(int fd, const fs::path& path, std::string_view reason) {
+  Log(LogLevel::kWarning, "kernel cache: discarding %s: %s", path.string(), reason);
+  struct stat opened, current;
+  if (::fstat(fd, &opened) != 0 || ::stat(path.c_str(), &current) != 0) return;
+  if (opened.st_dev != current.st_dev || opened.st_ino != current.st_ino) return;
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    Log(LogLevel::kWarning, "kernel cache: unlink(%s): %s", path.string(), std::strerror(errno));
+  }
+}
+
+// The reason an entry of file_size bytes starting with header is unusable, or "" if it is fine
+// so far (the checksum is checked once the content is read).
+std::string HeaderProblem(const EntryHeader& header, uint64_t file_size) {
+  if (std::memcmp(header.magic, kMagic, sizeof(kMagic)) != 0) return "bad magic";
+  if (header.format_version != kKernelCacheFormatVersion) {
+    return absl::StrCat("format version ", header.format_version, ", expected ",
+                        kKernelCacheFormatVersion);
+  }
+  if (header.header_size != sizeof(EntryHeader)) {
+    return absl::StrCat("header size ", header.header_size);
+  }
+  if (file_size - sizeof(EntryHeader) != header.content_length) {
+    return absl::StrCat(
+        file_size - sizeof(EntryHeader) < header.content_length ? "truncated" : "too long", ": ",
+        file_size, " bytes, header says ", sizeof(EntryHeader) + header.content_length);
+  }
+  return "";
+}
+
+// Deletes the temporary file unless it was renamed into place.
+class TempFile {
+ public:
+  explicit TempFile(fs::path path) : path_(std::move(path)) {}
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  ~TempFile() {
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+  const fs::path& path() const { return path_; }
+  void Committed() { path_.clear(); }
+
+ private:
+  fs::path path_;
+};
+
+absl::Status FromErrorCode(std::string_view what, const fs::path& path, std::error_code ec) {
+  return ErrnoError(absl::StrFormat("%s(%s)", what, path.string()), ec.value());
+}
+
+}  // namespace
+
+std::string Sha256Hex(std::span<const uint8_t> bytes) {
+  uint8_t digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_size = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest, &digest_size, EVP_sha256(), nullptr) != 1) {
+    // No status to return, and any fallback string would make different kernels share a key.
+    Log(LogLevel::kError, "EVP_Digest(SHA-256) failed: is libcrypto's default provider broken?");
+    std::abort();
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest), digest_size));
+}
+
+absl::StatusOr<KernelCache> KernelCache::ForCurrentUser() {
+  // XDG Base Directory spec: a relative XDG_CACHE_HOME is invalid and must be ignored.
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  if (xdg != nullptr && xdg[0] == '/') return KernelCache(fs::path(xdg) / "minivmm");
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && home[0] != '\0') {
+    return KernelCache(fs::path(home) / ".cache" / "minivmm");
+  }
+  return absl::FailedPreconditionError("cannot find a cache directory: set XDG_CACHE_HOME or HOME");
+}
+
+std::string KernelCache::KeyFor(std::span<const uint8_t> bzimage) {
+  return absl::StrCat(Sha256Hex(bzimage), "-v", kKernelCacheFormatVersion);
+}
+
+absl::StatusOr<std::optional<std::vector<uint8_t>>> KernelCache::Lookup(
+    const std::string& key) const {
+  MINIVMM_RETURN_IF_ERROR(CheckKey(key));
+  const fs::path path = directory_ / absl::StrCat(key, kEntrySuffix);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT) return std::nullopt;
+    return ErrnoError(absl::StrFormat("open(%s)", path.string()));
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError(absl::StrFormat("fstat(%s)", path.string()));
+  const uint64_t file_size = st.st_size;
+  if (file_size < sizeof(EntryHeader)) {
+    RemoveBadEntry(fd.get(), path, absl::StrFormat("truncated: %d bytes", file_size));
+    return std::nullopt;
+  }
+
+  EntryHeader header;
+  size_t got = 0;
+  MINIVMM_RETURN_IF_ERROR(
+      PreadFull(fd.get(), path, reinterpret_cast<uint8_t*>(&header), sizeof(header), 0, &got));
+  // Checked against the file size before allocating, so a corrupt length cannot ask for 2^64.
+  std::string problem = got < sizeof(header) ? "truncated" : HeaderProblem(header, file_size);
+  if (!problem.empty()) {
+    RemoveBadEntry(fd.get(), path, problem);
+    return std::nullopt;
+  }
+  std::vector<uint8_t> content(header.content_length);
+  MINIVMM_RETURN_IF_ERROR(
+      PreadFull(fd.get(), path, content.data(), content.size(), sizeof(header), &got));
+  if (got < content.size()) {
+    problem = "truncated while reading";
+  } else if (XXH3_64bits(content.data(), content.size()) != header.content_xxh3) {
+    problem = "checksum mismatch";
+  }
+  if (!problem.empty()) {
+    RemoveBadEntry(fd.get(), path, problem);
+    return std::nullopt;
+  }
+  return content;
+}
+
+absl::Status KernelCache::PrepareDirectory() const {
+  MINIVMM_RETURN_IF_ERROR(MakeDirectories(directory_));
+  if (::access(directory_.c_str(), W_OK | X_OK) != 0) {
+    return ErrnoError(absl::StrFormat("cannot write kernel cache %s", directory_.string()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KernelCache::Store(const std::string& key, std::span<const uint8_t> content) const {
+  MINIVMM_RETURN_IF_ERROR(CheckKey(key));
+  MINIVMM_RETURN_IF_ERROR(MakeDirectories(directory_));
+  std::string name_template = (directory_ / absl::StrCat(kTempPrefix, key, "-XXXXXX")).string();
+  UniqueFd fd(::mkostemp(name_template.data(), O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError(absl::StrFormat("mkstemp(%s)", name_template));
+  TempFile temp(name_template);
+  // Held until the fd closes: tells Clear() this temporary file is being written, not stale.
+  if (::flock(fd.get(), LOCK_EX) != 0) {
+    return ErrnoError(absl::StrFormat("flock(%s)", temp.path().string()));
+  }
+
+  EntryHeader header = {};
+  std::memcpy(header.magic, kMagic, sizeof(kMagic));
+  header.format_version = kKernelCacheFormatVersion;
+  header.header_size = sizeof(EntryHeader);
+  header.content_length = content.size();
+  header.content_xxh3 = XXH3_64bits(content.data(), content.size());
+  MINIVMM_RETURN_IF_ERROR(WriteFull(fd.get(), temp.path(), &header, sizeof(header)));
+  MINIVMM_RETURN_IF_ERROR(WriteFull(fd.get(), temp.path(), content.data(), content.size()));
+  // Without fsync a crash could leave the rename on disk but not the data (ext4 delayed
+  // allocation): an empty entry. The checksum would catch it, but only after a wasted read.
+  if (::fsync(fd.get()) != 0) {
+    return ErrnoError(absl::StrFormat("fsync(%s)", temp.path().string()));
+  }
+  const fs::path final_path = directory_ / absl::StrCat(key, kEntrySuffix);
+  // rename() replaces atomically: readers see the old entry or the new one, never a mix.
+  if (::rename(temp.path().c_str(), final_path.c_str()) != 0) {
+    return ErrnoError(absl::StrFormat("rename(%s, %s)", temp.path().string(), final_path.string()));
+  }
+  temp.Committed();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<KernelCacheEntryInfo>> KernelCache::List() const {
+  std::vector<KernelCacheEntryInfo> entries;
+  std::error_code ec;
+  fs::directory_iterator it(directory_, ec);
+  if (ec == std::errc::no_such_file_or_directory) return entries;
+  if (ec) return FromErrorCode("opendir", directory_, ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const fs::path& path = it->path();
+    const std::string name = path.filename().string();
+    if (path.extension() != kEntrySuffix || name.starts_with('.')) continue;
+    std::error_code stat_ec;
+    const uint64_t size = fs::file_size(path, stat_ec);
+    if (stat_ec == std::errc::no_such_file_or_directory) continue;  // removed meanwhile
+    if (stat_ec) return FromErrorCode("stat", path, stat_ec);
+    entries.push_back({path.stem().string(), path, size});
+  }
+  if (ec) return FromErrorCode("readdir", directory_, ec);
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return a.key < b.key; });
+  return entries;
+}
+
+absl::StatusOr<int> KernelCache::Clear() const {
+  std::vector<fs::path> doomed;
+  std::error_code ec;
+  fs::directory_iterator it(directory_, ec);
+  if (ec == std::errc::no_such_file_or_directory) return 0;
+  if (ec) return FromErrorCode("opendir", directory_, ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const fs::path& path = it->path();
+    const std::string name = path.filename().string();
+    if (name.starts_with(kTempPrefix)) {
+      // A Store() in progress holds the lock; only a writer that died leaves an unlocked one.
+      UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd.valid() || ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;
+      doomed.push_back(path);
+    } else if (path.extension() == kEntrySuffix) {
+      doomed.push_back(path);
+    }
+  }
+  if (ec) return FromErrorCode("readdir", directory_, ec);
+  int removed = 0;
+  for (const fs::path& path : doomed) {
+    if (::unlink(path.c_str()) == 0) {
+      ++removed;
+    } else if (errno != ENOENT) {  // ENOENT: another Clear() got there first
+      return ErrnoError(absl::StrFormat("unlink(%s)", path.string()));
+    }
+  }
+  return removed;
+}
+
+}  // namespace minivmm

@@ -36,9 +36,9 @@ KernelImage KernelImageFromBzImage(BzImage bzimage, std::string name) {
   return image;
 }
 
-absl::StatusOr<KernelImage> KernelImageFromVmlinux(std::vector<uint8_t> bytes, std::string name,
+absl::StatusOr<KernelImage> KernelImageFromVmlinux(SharedBytes bytes, std::string name,
                                                    const setup_header* header) {
-  absl::StatusOr<ElfKernel> elf = ParseElfKernel(bytes, name);
+  absl::StatusOr<ElfKernel> elf = ParseElfKernel(bytes.span(), name);
   if (!elf.ok()) return elf.status();
   KernelImage image;
   image.format = KernelImage::Format::kElfVmlinux;

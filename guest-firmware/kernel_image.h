@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "guest-firmware/bzimage.h"
 #include "guest-firmware/elf_kernel.h"
+#include "vmm/shared_bytes.h"
 
 namespace minivmm {
 
@@ -20,7 +21,7 @@ struct KernelImage {
   enum class Format { kBzImage, kElfVmlinux };
   Format format = Format::kBzImage;
   std::string name;            // the kernel file, for messages
-  std::vector<uint8_t> bytes;  // the bzImage file, or the vmlinux ELF image
+  SharedBytes bytes;  // the bzImage file, or the vmlinux ELF image
   // The setup header the zero page carries: the bzImage's own (also when booting its cached
   // vmlinux), or one synthesized for a bare vmlinux.
   setup_header header{};
@@ -28,14 +29,14 @@ struct KernelImage {
   ElfKernel elf;            // kElfVmlinux: its loadable segments
 
   std::span<const uint8_t> protected_mode_kernel() const {
-    return std::span(bytes).subspan(setup_size);
+    return bytes.span().subspan(setup_size);
   }
 };
 
 KernelImage KernelImageFromBzImage(BzImage bzimage, std::string name);
 
 // A vmlinux with the given header (from its bzImage), or a synthesized one when header is null.
-absl::StatusOr<KernelImage> KernelImageFromVmlinux(std::vector<uint8_t> bytes, std::string name,
+absl::StatusOr<KernelImage> KernelImageFromVmlinux(SharedBytes bytes, std::string name,
                                                    const setup_header* header);
 
 // What a bootloader would fill in for a kernel that has no setup header of its own

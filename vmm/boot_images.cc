@@ -52,12 +52,16 @@ absl::StatusOr<std::vector<uint8_t>> DecompressAndStore(const BzImage& bzimage,
 absl::StatusOr<std::vector<uint8_t>> ReadWholeFile(const std::filesystem::path& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoError(absl::StrFormat("cannot open %s", path.string()));
+  return ReadWholeFd(fd.get(), path);
+}
+
+absl::StatusOr<std::vector<uint8_t>> ReadWholeFd(int fd, const std::filesystem::path& path) {
   struct stat st;
-  if (::fstat(fd.get(), &st) < 0) return ErrnoError(absl::StrFormat("fstat(%s)", path.string()));
+  if (::fstat(fd, &st) < 0) return ErrnoError(absl::StrFormat("fstat(%s)", path.string()));
   std::vector<uint8_t> data(st.st_size);
   size_t done = 0;
   while (done < data.size()) {
-    const ssize_t n = ::read(fd.get(), data.data() + done, data.size() - done);
+    const ssize_t n = ::read(fd, data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return ErrnoError(absl::StrFormat("cannot read %s", path.string()));
     if (n == 0) break;  // the file shrank under us; parse what we have
@@ -68,21 +72,26 @@ absl::StatusOr<std::vector<uint8_t>> ReadWholeFile(const std::filesystem::path& 
 }
 
 KernelImage SelectKernelForBzImage(BzImage bzimage, const std::string& name,
-                                   const KernelCache* cache) {
+                                   const KernelCache* cache, std::optional<std::string> key_in) {
   auto guest_decompresses = [&](const absl::Status& why) {
     Log(LogLevel::kWarning, "kernel %s: the guest decompresses it: %s", name, why.message());
     return KernelImageFromBzImage(std::move(bzimage), name);
   };
   if (cache == nullptr) return guest_decompresses(absl::UnavailableError(
         "no kernel cache directory (set XDG_CACHE_HOME or HOME)"));
-  const std::string key = KernelCache::KeyFor(bzimage.file);
-  absl::StatusOr<std::optional<std::vector<uint8_t>>> hit = cache->Lookup(key);
+  const absl::Time start = absl::Now();
+  const std::string key = key_in ? *key_in : KernelCache::KeyFor(bzimage.file);
+  const absl::Time hashed = absl::Now();
+  absl::StatusOr<std::optional<SharedBytes>> hit = cache->Lookup(key);
   if (hit.ok() && hit->has_value()) {
+    const absl::Time read = absl::Now();
     absl::StatusOr<KernelImage> cached =
         KernelImageFromVmlinux(std::move(**hit), name, &bzimage.header);
     if (cached.ok()) {
-      Log(LogLevel::kInfo, "kernel: using the cached vmlinux %s/%s.vmlinux",
-          cache->directory().string(), key);
+      Log(LogLevel::kInfo,
+          "kernel: using the cached vmlinux %s/%s.vmlinux (key %.2f s, read %.2f s)",
+          cache->directory().string(), key, absl::ToDoubleSeconds(hashed - start),
+          absl::ToDoubleSeconds(read - hashed));
       return std::move(*cached);
     }
     Log(LogLevel::kWarning, "kernel cache entry %s is unusable (%s): rebuilding it", key,
@@ -100,16 +109,22 @@ KernelImage SelectKernelForBzImage(BzImage bzimage, const std::string& name,
 
 absl::StatusOr<BootImages> LoadBootImages(const VmConfig& config, const KernelCache* cache) {
   const std::string name = config.kernel.string();
-  MINIVMM_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, ReadWholeFile(config.kernel));
+  UniqueFd fd(::open(config.kernel.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError(absl::StrFormat("cannot open %s", name));
+  MINIVMM_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, ReadWholeFd(fd.get(), config.kernel));
   BootImages images;
   // The format comes from the content, never from the file name.
   if (LooksLikeElf(bytes)) {
     MINIVMM_ASSIGN_OR_RETURN(images.kernel, KernelImageFromVmlinux(std::move(bytes), name, nullptr));
   } else {
     MINIVMM_ASSIGN_OR_RETURN(BzImage bzimage, ParseBzImage(std::move(bytes), name));
-    images.kernel = config.decompress == KernelDecompression::kGuest
-                        ? KernelImageFromBzImage(std::move(bzimage), name)
-                        : SelectKernelForBzImage(std::move(bzimage), name, cache);
+    if (config.decompress == KernelDecompression::kGuest) {
+      images.kernel = KernelImageFromBzImage(std::move(bzimage), name);
+    } else {
+      std::optional<std::string> key;
+      if (cache != nullptr) key = cache->KeyForFile(fd.get(), bzimage.file);
+      images.kernel = SelectKernelForBzImage(std::move(bzimage), name, cache, std::move(key));
+    }
   }
   if (config.initramfs) {
     MINIVMM_ASSIGN_OR_RETURN(images.initramfs, ReadWholeFile(*config.initramfs));

@@ -6,6 +6,8 @@
 #define MINIVMM_VMM_BOOT_IMAGES_H_
 
 #include <filesystem>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -16,6 +18,8 @@
 namespace minivmm {
 
 absl::StatusOr<std::vector<uint8_t>> ReadWholeFile(const std::filesystem::path& path);
+// The same for a file already open.
+absl::StatusOr<std::vector<uint8_t>> ReadWholeFd(int fd, const std::filesystem::path& path);
 
 // cache == nullptr: no cache is available (the guest decompresses).
 absl::StatusOr<BootImages> LoadBootImages(const VmConfig& config, const KernelCache* cache);
@@ -23,8 +27,10 @@ absl::StatusOr<BootImages> LoadBootImages(const VmConfig& config, const KernelCa
 // The kernel to boot for a bzImage under decompress = "auto": its cached vmlinux, or a new
 // one decompressed now and stored; the bzImage itself (guest decompression) whenever that is
 // not possible, with one log line saying why. Never fails for a cache problem.
+// `key` is the bzImage's cache key when the caller has it (KernelCache::KeyForFile).
 KernelImage SelectKernelForBzImage(BzImage bzimage, const std::string& name,
-                                   const KernelCache* cache);
+                                   const KernelCache* cache,
+                                   std::optional<std::string> key = std::nullopt);
 
 }  // namespace minivmm
 

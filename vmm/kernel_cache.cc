@@ -31,6 +31,8 @@ namespace fs = std::filesystem;
 
 constexpr char kEntrySuffix[] = ".vmlinux";
 constexpr char kTempPrefix[] = ".tmp-";
+// Remembered SHA-256 hashes of kernel files (KeyForFile).
+constexpr char kMemoDirectory[] = "sha256";
 constexpr char kMagic[8] = {'M', 'V', 'M', 'M', 'K', 'R', 'N', 'L'};
 
 // The entry header, stored in host byte order: the cache is private to one host, and minivmm
@@ -173,7 +175,36 @@ std::string KernelCache::KeyFor(std::span<const uint8_t> bzimage) {
   return absl::StrCat(Sha256Hex(bzimage), "-v", kKernelCacheFormatVersion);
 }
 
-absl::StatusOr<std::optional<std::vector<uint8_t>>> KernelCache::Lookup(
+std::string KernelCache::KeyForFile(int fd, std::span<const uint8_t> bzimage) const {
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != bzimage.size()) {
+    return KeyFor(bzimage);  // the file changed while it was read: trust only the bytes
+  }
+  const fs::path memo =
+      directory_ / kMemoDirectory /
+      absl::StrFormat("%x-%x-%x-%d.%09d-%d.%09d", st.st_dev, st.st_ino, st.st_size,
+                      st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+  constexpr size_t kSha256HexChars = 64;
+  char hex[kSha256HexChars];
+  UniqueFd in(::open(memo.c_str(), O_RDONLY | O_CLOEXEC));
+  if (in.valid() && ::read(in.get(), hex, sizeof(hex)) == sizeof(hex) &&
+      std::all_of(hex, hex + sizeof(hex), [](char c) { return std::isxdigit(c) != 0; })) {
+    return absl::StrCat(absl::string_view(hex, sizeof(hex)), "-v", kKernelCacheFormatVersion);
+  }
+  const std::string sha = Sha256Hex(bzimage);
+  // Best effort, and atomic like entries: a reader sees a whole memo or none.
+  if (MakeDirectories(memo.parent_path()).ok()) {
+    const fs::path temp = absl::StrCat(memo.string(), kTempPrefix, ::getpid());
+    UniqueFd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (out.valid() && WriteFull(out.get(), temp, sha.data(), sha.size()).ok()) {
+      ::rename(temp.c_str(), memo.c_str());
+    }
+    ::unlink(temp.c_str());
+  }
+  return absl::StrCat(sha, "-v", kKernelCacheFormatVersion);
+}
+
+absl::StatusOr<std::optional<SharedBytes>> KernelCache::Lookup(
     const std::string& key) const {
   MINIVMM_RETURN_IF_ERROR(CheckKey(key));
   const fs::path path = directory_ / absl::StrCat(key, kEntrySuffix);
@@ -200,12 +231,12 @@ absl::StatusOr<std::optional<std::vector<uint8_t>>> KernelCache::Lookup(
     RemoveBadEntry(fd.get(), path, problem);
     return std::nullopt;
   }
-  std::vector<uint8_t> content(header.content_length);
-  MINIVMM_RETURN_IF_ERROR(
-      PreadFull(fd.get(), path, content.data(), content.size(), sizeof(header), &got));
-  if (got < content.size()) {
-    problem = "truncated while reading";
-  } else if (XXH3_64bits(content.data(), content.size()) != header.content_xxh3) {
+  // Mapped, not read: the page cache's pages are used in place. The entry file is never
+  // modified after its rename (writers replace it whole), so the mapping stays consistent.
+  MINIVMM_ASSIGN_OR_RETURN(
+      SharedBytes content,
+      SharedBytes::MapFile(fd.get(), sizeof(header), header.content_length, path));
+  if (XXH3_64bits(content.data(), content.size()) != header.content_xxh3) {
     problem = "checksum mismatch";
   }
   if (!problem.empty()) {
@@ -298,6 +329,7 @@ absl::StatusOr<int> KernelCache::Clear() const {
     }
   }
   if (ec) return FromErrorCode("readdir", directory_, ec);
+  fs::remove_all(directory_ / kMemoDirectory, ec);  // remembered hashes go with the entries
   int removed = 0;
   for (const fs::path& path : doomed) {
     if (::unlink(path.c_str()) == 0) {

@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "vmm/shared_bytes.h"
 
 namespace minivmm {
 
@@ -42,9 +43,15 @@ class KernelCache {
   // The key of a bzImage: its SHA-256 and the format version.
   static std::string KeyFor(std::span<const uint8_t> bzimage);
 
-  // The entry's content, or nullopt on a miss (absent, truncated, corrupt, other version).
+  // KeyFor(bzimage) for the bytes just read from the open file fd, remembering the hash under
+  // the file's identity (device, inode, size, mtime and ctime in ns) so that the next boot of
+  // the same unchanged file skips hashing it. Any change to the file changes its ctime, which
+  // the user cannot set back. Memo problems only cost a rehash.
+  std::string KeyForFile(int fd, std::span<const uint8_t> bzimage) const;
+
+  // The entry's content (a read-only mapping of the file), or nullopt on a miss (absent, truncated, corrupt, other version).
   // A corrupt entry is removed. Errors only for I/O failures other than "not there".
-  absl::StatusOr<std::optional<std::vector<uint8_t>>> Lookup(const std::string& key) const;
+  absl::StatusOr<std::optional<SharedBytes>> Lookup(const std::string& key) const;
 
   // Creates the directory (0700) if needed and checks it is writable, so a caller can skip
   // work whose only purpose is to be stored. Errors name the path and the errno text.

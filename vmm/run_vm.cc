@@ -87,8 +87,9 @@ absl::StatusOr<int> RunVm(const VmConfig& config, absl::Time vmm_start) {
     MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<StopRequest> stop, StopRequest::Create());
     MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<Vm> vm,
                              Vm::Create(kvm, config, images, console.get(), stop.get(), vmm_start));
-    Log(LogLevel::kInfo, "booting '%s' (%d vCPUs, %d MiB)%s", config.name, config.vcpus,
-        config.memory_mib, boot > 1 ? absl::StrFormat(", boot %d", boot) : "");
+    Log(LogLevel::kInfo, "booting '%s' (%d vCPUs, %d MiB)%s, %.2f s after start", config.name,
+        config.vcpus, config.memory_mib, boot > 1 ? absl::StrFormat(", boot %d", boot) : "",
+        absl::ToDoubleSeconds(absl::Now() - vmm_start));
     int signal_number = 0;
     MINIVMM_ASSIGN_OR_RETURN(StopReason reason,
                              RunOneBoot(*vm, *stop, *console, signal_fd.get(), &signal_number));

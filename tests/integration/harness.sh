@@ -97,16 +97,21 @@ minivmm_guest_vmlinux() {
 	(
 		# shellcheck source=lib/common.sh
 		. "$MINIVMM_HARNESS_DIR/lib/common.sh"
-		local kernel out offset
+		local kernel out
 		kernel=$(harness_kernel)
 		out=$(harness_cache_dir)/vmlinux-$(basename "$kernel")
 		if [ ! -s "$out" ] || [ "$out" -ot "$kernel" ]; then
 			mkdir -p "${out%/*}"
-			# Setup header (boot.rst): setup_sects at 0x1f1, payload_offset at 0x248.
-			offset=$(python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(0x250)
-print(((d[0x1f1] or 4) + 1) * 512 + struct.unpack_from("<I", d, 0x248)[0])' "$kernel")
-			tail -c +$((offset + 1)) "$kernel" | xz -dc --single-stream >"$out.tmp" &&
-				mv "$out.tmp" "$out"
+			# Setup header (boot.rst): setup_sects at 0x1f1, payload_offset/length at 0x248.
+			# The xz stream is followed by 4 bytes of size, which the decompressor leaves alone.
+			python3 - "$kernel" "$out.tmp" <<'PY' || return 1
+import lzma, struct, sys
+data = open(sys.argv[1], "rb").read()
+start = ((data[0x1f1] or 4) + 1) * 512 + struct.unpack_from("<I", data, 0x248)[0]
+length = struct.unpack_from("<I", data, 0x24c)[0]
+open(sys.argv[2], "wb").write(lzma.LZMADecompressor().decompress(data[start:start + length]))
+PY
+			mv "$out.tmp" "$out"
 		fi
 		printf '%s\n' "$out"
 	)

@@ -20,6 +20,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using testing_images::BzImageWithPayload;
 using testing_images::Gzip;
+using testing_images::LookupCopy;
 using testing_images::TinyVmlinux;
 
 class SelectKernelTest : public ::testing::Test {
@@ -59,7 +60,7 @@ TEST_F(SelectKernelTest, ColdCacheDecompressesStoresAndBootsTheVmlinux) {
   EXPECT_EQ(image.elf.entry, 16u << 20);
   EXPECT_THAT(log, HasSubstr("decompressed the gzip payload"));
   absl::StatusOr<std::optional<std::vector<uint8_t>>> stored =
-      cache.Lookup(KernelCache::KeyFor(bzimage_));
+      LookupCopy(cache, KernelCache::KeyFor(bzimage_));
   ASSERT_TRUE(stored.ok());
   EXPECT_EQ(*stored, vmlinux_);
 }
@@ -130,7 +131,7 @@ TEST_F(SelectKernelTest, CachedEntryThatIsNotAnElfIsRebuilt) {
   const std::string log = Select(bzimage_, &cache, &image);
   EXPECT_EQ(image.format, KernelImage::Format::kElfVmlinux);
   EXPECT_THAT(log, HasSubstr("rebuilding it"));
-  EXPECT_EQ(*cache.Lookup(key), vmlinux_);
+  EXPECT_EQ(*LookupCopy(cache, key), vmlinux_);
 }
 
 }  // namespace

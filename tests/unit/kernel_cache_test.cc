@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/test_images.h"
 #include "vmm/cache_command.h"
 #include "vmm/unique_fd.h"
 
@@ -31,6 +32,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Optional;
+using testing_images::LookupCopy;
 
 constexpr char kKey[] = "0123abcd-v1";
 // Byte offsets in the entry header: magic[8], u32 format version, u32 header size, ...
@@ -105,7 +107,7 @@ class KernelCacheTest : public ::testing::Test {
     ASSERT_TRUE(cache.Store(kKey, RandomBytes(4096, 1)).ok());
     corrupt(EntryPath(kKey));
     testing::internal::CaptureStderr();
-    absl::StatusOr<std::optional<std::vector<uint8_t>>> result = cache.Lookup(kKey);
+    absl::StatusOr<std::optional<std::vector<uint8_t>>> result = LookupCopy(cache, kKey);
     const std::string log = testing::internal::GetCapturedStderr();
     ASSERT_TRUE(result.ok()) << result.status();
     EXPECT_EQ(*result, std::nullopt);
@@ -134,7 +136,7 @@ TEST_F(KernelCacheTest, LookupInMissingOrEmptyDirectoryIsAMiss) {
   KernelCache cache(dir_);
   for (bool create : {false, true}) {
     if (create) fs::create_directories(dir_);
-    absl::StatusOr<std::optional<std::vector<uint8_t>>> result = cache.Lookup(kKey);
+    absl::StatusOr<std::optional<std::vector<uint8_t>>> result = LookupCopy(cache, kKey);
     ASSERT_TRUE(result.ok()) << result.status();
     EXPECT_EQ(*result, std::nullopt);
   }
@@ -144,7 +146,7 @@ TEST_F(KernelCacheTest, StoreThenLookupReturnsIdenticalBytes) {
   KernelCache cache(dir_);
   const std::vector<uint8_t> content = RandomBytes(3 * 1024 * 1024 + 7, 42);
   ASSERT_TRUE(cache.Store(kKey, content).ok());
-  absl::StatusOr<std::optional<std::vector<uint8_t>>> result = cache.Lookup(kKey);
+  absl::StatusOr<std::optional<std::vector<uint8_t>>> result = LookupCopy(cache, kKey);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_THAT(*result, Optional(content));
   EXPECT_EQ(fs::file_size(EntryPath(kKey)), kHeaderSize + content.size());
@@ -155,7 +157,7 @@ TEST_F(KernelCacheTest, StoreCreatesPrivateDirectoriesAndReplacesAnEntry) {
   ASSERT_TRUE(cache.Store(kKey, RandomBytes(100, 1)).ok());
   const std::vector<uint8_t> second = RandomBytes(50, 2);
   ASSERT_TRUE(cache.Store(kKey, second).ok());
-  EXPECT_THAT(*cache.Lookup(kKey), Optional(second));
+  EXPECT_THAT(*LookupCopy(cache, kKey), Optional(second));
   for (const fs::path& dir : {dir_, dir_.parent_path()}) {
     struct stat st;
     ASSERT_EQ(::stat(dir.c_str(), &st), 0);
@@ -167,7 +169,7 @@ TEST_F(KernelCacheTest, StoreCreatesPrivateDirectoriesAndReplacesAnEntry) {
 TEST_F(KernelCacheTest, EmptyContentRoundTrips) {
   KernelCache cache(dir_);
   ASSERT_TRUE(cache.Store(kKey, {}).ok());
-  EXPECT_THAT(*cache.Lookup(kKey), Optional(std::vector<uint8_t>()));
+  EXPECT_THAT(*LookupCopy(cache, kKey), Optional(std::vector<uint8_t>()));
 }
 
 TEST_F(KernelCacheTest, TruncatedEntryIsAMissAndIsRemoved) {
@@ -215,6 +217,43 @@ TEST_F(KernelCacheTest, StoreUnderARegularFileFailsNamingThePath) {
   EXPECT_THAT(status.message(), HasSubstr("Not a directory"));
 }
 
+// KeyForFile's result for the file at path, read whole.
+std::string KeyForFileAt(const KernelCache& cache, const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                                   std::istreambuf_iterator<char>());
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  return cache.KeyForFile(fd.get(), bytes);
+}
+
+TEST_F(KernelCacheTest, KeyForFileIsTheContentKey) {
+  WriteFile(root_ / "bzImage", "kernel bytes");
+  EXPECT_EQ(KeyForFileAt(KernelCache(dir_), root_ / "bzImage"),
+            KernelCache::KeyFor(AsBytes("kernel bytes")));
+}
+
+TEST_F(KernelCacheTest, KeyForFileRemembersTheHashUntilTheFileChanges) {
+  KernelCache cache(dir_);
+  WriteFile(root_ / "bzImage", "kernel bytes");
+  KeyForFileAt(cache, root_ / "bzImage");
+  // Replace the remembered hash: a memo hit must return it, proving no rehash happened.
+  const std::string planted(64, 'a');
+  for (const auto& memo : fs::directory_iterator(dir_ / "sha256")) WriteFile(memo.path(), planted);
+  EXPECT_EQ(KeyForFileAt(cache, root_ / "bzImage"), planted + "-v1");
+  // Rewriting the file in place changes its ctime: the memo no longer applies.
+  { std::ofstream(root_ / "bzImage", std::ios::binary) << "other bytes!"; }
+  EXPECT_EQ(KeyForFileAt(cache, root_ / "bzImage"), KernelCache::KeyFor(AsBytes("other bytes!")));
+}
+
+TEST_F(KernelCacheTest, ClearAlsoForgetsRememberedHashes) {
+  KernelCache cache(dir_);
+  WriteFile(root_ / "bzImage", "kernel bytes");
+  KeyForFileAt(cache, root_ / "bzImage");
+  ASSERT_TRUE(fs::exists(dir_ / "sha256"));
+  ASSERT_TRUE(cache.Clear().ok());
+  EXPECT_FALSE(fs::exists(dir_ / "sha256"));
+}
+
 TEST_F(KernelCacheTest, PrepareDirectoryCreatesAPrivateDirectory) {
   const fs::path dir = root_ / "a" / "b";
   ASSERT_TRUE(KernelCache(dir).PrepareDirectory().ok());
@@ -252,7 +291,7 @@ TEST_F(KernelCacheTest, ConcurrentWritersNeverExposeAPartialEntry) {
   int lookups = 0;
   int bad_lookups = 0;
   for (int running = writers.size(); running > 0;) {
-    absl::StatusOr<std::optional<std::vector<uint8_t>>> result = cache.Lookup(kKey);
+    absl::StatusOr<std::optional<std::vector<uint8_t>>> result = LookupCopy(cache, kKey);
     ++lookups;
     if (!result.ok() || !result->has_value() ||
         (**result != contents[0] && **result != contents[1])) {
@@ -269,7 +308,7 @@ TEST_F(KernelCacheTest, ConcurrentWritersNeverExposeAPartialEntry) {
     }
   }
   EXPECT_EQ(bad_lookups, 0) << "of " << lookups << " lookups";
-  absl::StatusOr<std::optional<std::vector<uint8_t>>> last = cache.Lookup(kKey);
+  absl::StatusOr<std::optional<std::vector<uint8_t>>> last = LookupCopy(cache, kKey);
   ASSERT_TRUE(last.ok() && last->has_value());
   EXPECT_TRUE(**last == contents[0] || **last == contents[1]);
   EXPECT_THAT(TempFilesIn(dir_), IsEmpty());

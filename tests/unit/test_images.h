@@ -12,6 +12,9 @@
 #include <span>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "vmm/kernel_cache.h"
+
 namespace minivmm::testing_images {
 
 // One PT_LOAD segment of `file_bytes` bytes (+ `bss` zero bytes) at `paddr`, entry at paddr.
@@ -80,6 +83,16 @@ inline std::vector<uint8_t> BzImageWithPayload(std::span<const uint8_t> payload)
   std::memcpy(file.data() + 0x1f1, &hdr, sizeof(hdr));
   std::memcpy(file.data() + setup, payload.data(), payload.size());
   return file;
+}
+
+// KernelCache::Lookup with the (mapped) content copied out, for comparisons in tests.
+inline absl::StatusOr<std::optional<std::vector<uint8_t>>> LookupCopy(const KernelCache& cache,
+                                                                      const std::string& key) {
+  absl::StatusOr<std::optional<SharedBytes>> result = cache.Lookup(key);
+  if (!result.ok()) return result.status();
+  if (!result->has_value()) return std::nullopt;
+  const std::span<const uint8_t> bytes = (*result)->span();
+  return std::vector<uint8_t>(bytes.begin(), bytes.end());
 }
 
 }  // namespace minivmm::testing_images

@@ -13,28 +13,6 @@
 namespace minivmm {
 namespace {
 constexpr uint64_t kPageSize = 4096;
-constexpr uint64_t kHugePageSize = 2 << 20;
-
-// Anonymous, lazily allocated memory, aligned to 2 MiB and marked for transparent huge pages:
-// KVM then maps the guest with 2 MiB pages where it can, so the guest takes one stage-2 fault
-// per 2 MiB instead of per 4 KiB (much cheaper boots, above all under nested virtualization).
-absl::StatusOr<uint8_t*> MapHugePageAligned(uint64_t size) {
-  const uint64_t padded = size + kHugePageSize;
-  void* raw = ::mmap(nullptr, padded, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (raw == MAP_FAILED) {
-    return ErrnoError(absl::StrFormat("mmap of %d MiB guest memory", size >> 20));
-  }
-  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
-  const uintptr_t aligned = (start + kHugePageSize - 1) & ~(kHugePageSize - 1);
-  // Give back the unaligned head and the unused tail.
-  if (aligned > start) ::munmap(raw, aligned - start);
-  const uintptr_t end = start + padded;
-  if (end > aligned + size) ::munmap(reinterpret_cast<void*>(aligned + size), end - aligned - size);
-  // Advice only: without THP support the memory simply stays in 4 KiB pages.
-  ::madvise(reinterpret_cast<void*>(aligned), size, MADV_HUGEPAGE);
-  return reinterpret_cast<uint8_t*>(aligned);
-}
 }
 
 absl::StatusOr<GuestMemory> GuestMemory::Create(std::span<const GuestRegionSpec> specs) {
@@ -55,8 +33,12 @@ absl::StatusOr<GuestMemory> GuestMemory::Create(std::span<const GuestRegionSpec>
   }
   GuestMemory memory({});
   for (const GuestRegionSpec& s : sorted) {
-    MINIVMM_ASSIGN_OR_RETURN(uint8_t* host, MapHugePageAligned(s.size));
-    memory.regions_.push_back({s.guest_address, s.size, host});
+    void* host = ::mmap(nullptr, s.size, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (host == MAP_FAILED) {
+      return ErrnoError(absl::StrFormat("mmap of %d MiB guest memory", s.size >> 20));
+    }
+    memory.regions_.push_back({s.guest_address, s.size, static_cast<uint8_t*>(host)});
   }
   return memory;
 }

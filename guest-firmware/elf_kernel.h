@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "vmm/guest_memory.h"
+#include "vmm/shared_bytes.h"
 
 namespace minivmm {
 
@@ -38,7 +39,9 @@ bool LooksLikeElf(std::span<const uint8_t> bytes);
 // and truncated files are rejected with the file name and the reason.
 absl::StatusOr<ElfKernel> ParseElfKernel(std::span<const uint8_t> bytes, const std::string& name);
 
-// Copies each segment to guest memory at its physical address and zero-fills the bss part.
+// Places each segment in guest memory at its physical address and zero-fills the bss part.
+// When `bytes` is a file mapping (a cached vmlinux), whole pages of a segment are mapped from
+// the file copy-on-write instead of copied; only partial pages at a segment's ends are copied.
 // Fails (naming the file and the segment) if a segment lies outside guest RAM or overlaps any
 // of `reserved` (the zero page, command line, initramfs, boot page tables...).
 struct GuestRange {
@@ -47,7 +50,7 @@ struct GuestRange {
   std::string what;  // for messages: "initramfs", "command line", ...
 };
 absl::Status LoadElfKernel(GuestMemory& memory, const ElfKernel& kernel,
-                           std::span<const uint8_t> bytes, std::span<const GuestRange> reserved,
+                           const SharedBytes& bytes, std::span<const GuestRange> reserved,
                            const std::string& name);
 
 }  // namespace minivmm

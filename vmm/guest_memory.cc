@@ -98,6 +98,44 @@ absl::Status GuestMemory::Write(uint64_t gpa, std::span<const uint8_t> in) {
   return absl::OkStatus();
 }
 
+absl::Status GuestMemory::Zero(uint64_t gpa, uint64_t length) {
+  if (length == 0) return absl::OkStatus();  // e.g. a segment without bss ending at RAM's end
+  MINIVMM_ASSIGN_OR_RETURN(std::span<uint8_t> range, Slice(gpa, length));
+  // Regions are page aligned on the host as in the guest, so guest page boundaries are host
+  // page boundaries.
+  const uint64_t first_page = (gpa + kPageSize - 1) & ~(kPageSize - 1);
+  const uint64_t end = gpa + length;
+  const uint64_t last_page = end & ~(kPageSize - 1);
+  if (first_page >= last_page) {
+    std::fill(range.begin(), range.end(), 0);
+    return absl::OkStatus();
+  }
+  std::fill(range.begin(), range.begin() + (first_page - gpa), 0);
+  std::fill(range.begin() + (last_page - gpa), range.end(), 0);
+  if (::madvise(range.data() + (first_page - gpa), last_page - first_page, MADV_DONTNEED) != 0) {
+    return ErrnoError(absl::StrFormat("madvise(DONTNEED, guest [%#x, +%#x))", first_page,
+                                      last_page - first_page));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GuestMemory::MapFile(uint64_t gpa, uint64_t length, int fd, uint64_t offset) {
+  if (gpa % kPageSize != 0 || length % kPageSize != 0 || offset % kPageSize != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "file mapping of guest [%#x, +%#x) from offset %#x is not page aligned", gpa, length,
+        offset));
+  }
+  if (length == 0) return absl::OkStatus();
+  MINIVMM_ASSIGN_OR_RETURN(std::span<uint8_t> range, Slice(gpa, length));
+  void* mapped = ::mmap(range.data(), length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
+                        fd, static_cast<off_t>(offset));
+  if (mapped == MAP_FAILED) {
+    return ErrnoError(absl::StrFormat("mmap(guest [%#x, +%#x) from file offset %#x)", gpa,
+                                      length, offset));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::span<uint8_t>> GuestMemory::Slice(uint64_t gpa, uint64_t length) {
   const Region* r = Find(gpa, length);
   if (r == nullptr) {

@@ -45,6 +45,9 @@ struct EntryHeader {
   uint64_t content_xxh3;  // XXH3_64bits: fast enough to verify ~66 MB on every boot.
 };
 static_assert(sizeof(EntryHeader) == 32, "the on-disk header has no padding");
+// The content starts one page into the file (the header, then zeros), so the vmlinux's
+// segments keep their page alignment and can be mapped straight into guest memory.
+constexpr uint64_t kContentOffset = 4096;
 static_assert(std::endian::native == std::endian::little);
 
 // Keys become file names: refuse anything that could leave the directory or look like one of
@@ -115,13 +118,13 @@ std::string HeaderProblem(const EntryHeader& header, uint64_t file_size) {
     return absl::StrCat("format version ", header.format_version, ", expected ",
                         kKernelCacheFormatVersion);
   }
-  if (header.header_size != sizeof(EntryHeader)) {
+  if (header.header_size != kContentOffset) {
     return absl::StrCat("header size ", header.header_size);
   }
-  if (file_size - sizeof(EntryHeader) != header.content_length) {
+  if (file_size < kContentOffset || file_size - kContentOffset != header.content_length) {
     return absl::StrCat(
-        file_size - sizeof(EntryHeader) < header.content_length ? "truncated" : "too long", ": ",
-        file_size, " bytes, header says ", sizeof(EntryHeader) + header.content_length);
+        file_size - kContentOffset < header.content_length ? "truncated" : "too long", ": ",
+        file_size, " bytes, header says ", kContentOffset + header.content_length);
   }
   return "";
 }
@@ -235,7 +238,7 @@ absl::StatusOr<std::optional<SharedBytes>> KernelCache::Lookup(
   // modified after its rename (writers replace it whole), so the mapping stays consistent.
   MINIVMM_ASSIGN_OR_RETURN(
       SharedBytes content,
-      SharedBytes::MapFile(fd.get(), sizeof(header), header.content_length, path));
+      SharedBytes::MapFile(fd.get(), kContentOffset, header.content_length, path));
   if (XXH3_64bits(content.data(), content.size()) != header.content_xxh3) {
     problem = "checksum mismatch";
   }
@@ -269,10 +272,12 @@ absl::Status KernelCache::Store(const std::string& key, std::span<const uint8_t>
   EntryHeader header = {};
   std::memcpy(header.magic, kMagic, sizeof(kMagic));
   header.format_version = kKernelCacheFormatVersion;
-  header.header_size = sizeof(EntryHeader);
+  header.header_size = kContentOffset;
   header.content_length = content.size();
   header.content_xxh3 = XXH3_64bits(content.data(), content.size());
-  MINIVMM_RETURN_IF_ERROR(WriteFull(fd.get(), temp.path(), &header, sizeof(header)));
+  std::vector<uint8_t> first_page(kContentOffset, 0);
+  std::memcpy(first_page.data(), &header, sizeof(header));
+  MINIVMM_RETURN_IF_ERROR(WriteFull(fd.get(), temp.path(), first_page.data(), first_page.size()));
   MINIVMM_RETURN_IF_ERROR(WriteFull(fd.get(), temp.path(), content.data(), content.size()));
   // Without fsync a crash could leave the rename on disk but not the data (ext4 delayed
   // allocation): an empty entry. The checksum would catch it, but only after a wasted read.

@@ -21,7 +21,7 @@ namespace minivmm {
 
 // Bumped whenever the entry layout or the meaning of the content changes; part of every key,
 // so entries of another format are never read.
-inline constexpr uint32_t kKernelCacheFormatVersion = 1;
+inline constexpr uint32_t kKernelCacheFormatVersion = 2;
 
 // Lowercase hex SHA-256 of bytes.
 std::string Sha256Hex(std::span<const uint8_t> bytes);

@@ -77,6 +77,8 @@ absl::StatusOr<int> RunVm(const VmConfig& config, absl::Time vmm_start) {
   absl::StatusOr<KernelCache> cache = KernelCache::ForCurrentUser();
   MINIVMM_ASSIGN_OR_RETURN(BootImages images,
                            LoadBootImages(config, cache.ok() ? &*cache : nullptr));
+  Log(LogLevel::kDebug, "boot images ready %.3f s after start",
+      absl::ToDoubleSeconds(absl::Now() - vmm_start));
   MINIVMM_ASSIGN_OR_RETURN(KvmSystem kvm, KvmSystem::Open());
   MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<Console> console,
                            Console::Create(config.serial_mode, config.serial_path));

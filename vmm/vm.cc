@@ -1,6 +1,7 @@
 #include "vmm/vm.h"
 
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "devices/acpi_sleep_control.h"
 #include "devices/cmos_rtc.h"
 #include "devices/debug_port.h"
@@ -78,7 +79,10 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmCon
   boot.initramfs = images.initramfs;
   boot.cmdline = config.cmdline;
   boot.rsdp_address = acpi.rsdp_address;
+  const absl::Time load_start = absl::Now();
   MINIVMM_ASSIGN_OR_RETURN(LinuxEntry entry, LoadLinux(*vm->memory_, boot));
+  Log(LogLevel::kDebug, "kernel, initramfs and boot data loaded into guest memory in %.3f s",
+      absl::ToDoubleSeconds(absl::Now() - load_start));
 
   MINIVMM_RETURN_IF_ERROR(vm->CreateDevices(console, vmm_start));
   MINIVMM_RETURN_IF_ERROR(vm->CreateVcpus(kvm, config.vcpus, entry));

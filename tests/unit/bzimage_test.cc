@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/test_images.h"
 
 namespace minivmm {
 namespace {
@@ -203,16 +204,7 @@ TEST(BzImageTest, RejectsKernelTruncatedAfterTheSetupCode) {
   EXPECT_THAT(Message(image), AllOf(HasSubstr(kName), HasSubstr("truncated")));
 }
 
-// The host's own Debian kernel, when the machine has one.
-std::optional<fs::path> FindHostKernel() {
-  std::error_code ec;
-  for (const fs::directory_entry& entry : fs::directory_iterator("/boot", ec)) {
-    if (entry.path().filename().string().starts_with("vmlinuz-") && entry.is_regular_file()) {
-      return entry.path();
-    }
-  }
-  return std::nullopt;
-}
+using testing_images::FindHostKernel;
 
 std::vector<uint8_t> ReadFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/test_images.h"
 #include "guest-firmware/bzimage.h"
 #include "guest-firmware/kernel_payload.h"
 #include "vmm/guest_memory.h"
@@ -331,7 +332,7 @@ TEST_F(LoadElfKernelTest, AcceptsReservedRangesTouchingButNotOverlapping) {
 
 TEST_F(LoadElfKernelTest, RejectsImageShorterThanTheParsedSegments) {
   GuestMemory memory = Ram(32 * kMiB);
-  const std::span<const uint8_t> short_file = std::span(file_).first(file_.size() - 1);
+  const SharedBytes short_file(Bytes(file_.begin(), file_.end() - 1));
   EXPECT_THAT(LoadElfKernel(memory, kernel_, short_file, {}, kName).message(),
               HasSubstr("segment 1"));
 }
@@ -346,11 +347,9 @@ struct HostVmlinux {
 // nullptr if the host has no /boot/vmlinuz-*; a failure to decompress one fails the tests.
 const HostVmlinux* LoadHostVmlinux() {
   static const HostVmlinux* const vmlinux = []() -> const HostVmlinux* {
-    std::error_code error;
-    for (const auto& entry : std::filesystem::directory_iterator("/boot", error)) {
-      if (!entry.path().filename().string().starts_with("vmlinuz-")) continue;
-      const std::string name = entry.path().string();
-      std::ifstream in(entry.path(), std::ios::binary);
+    if (const std::optional<std::filesystem::path> path = testing_images::FindHostKernel()) {
+      const std::string name = path->string();
+      std::ifstream in(*path, std::ios::binary);
       absl::StatusOr<BzImage> image =
           ParseBzImage(Bytes(std::istreambuf_iterator<char>(in), {}), name);
       absl::StatusOr<KernelPayload> payload =

@@ -288,5 +288,44 @@ TEST(MemoryLayoutTest, BootStructuresLieInConventionalMemoryWithoutOverlapping) 
   EXPECT_LT(layout::kBootStackPointer, layout::kPml4Address);
 }
 
+TEST(GuestMemoryZeroTest, ZeroesWholeAndPartialPagesWrittenBefore) {
+  const GuestRegionSpec spec{0, 16 * 4096};
+  absl::StatusOr<GuestMemory> memory = GuestMemory::Create(std::span(&spec, 1));
+  ASSERT_TRUE(memory.ok());
+  const std::vector<uint8_t> ones(spec.size, 0xff);
+  ASSERT_TRUE(memory->Write(0, ones).ok());
+  // From the middle of page 1 to the middle of page 6: partial, whole and partial pages.
+  ASSERT_TRUE(memory->Zero(4096 + 100, 5 * 4096).ok());
+  std::vector<uint8_t> after(spec.size);
+  ASSERT_TRUE(memory->Read(0, after).ok());
+  for (uint64_t i = 0; i < spec.size; ++i) {
+    const bool zeroed = i >= 4096 + 100 && i < 6 * 4096 + 100;
+    ASSERT_EQ(after[i], zeroed ? 0 : 0xff) << "byte " << i;
+  }
+}
+
+TEST(GuestMemoryZeroTest, ZeroesASubPageRange) {
+  const GuestRegionSpec spec{0, 2 * 4096};
+  absl::StatusOr<GuestMemory> memory = GuestMemory::Create(std::span(&spec, 1));
+  ASSERT_TRUE(memory.ok());
+  const std::vector<uint8_t> ones(spec.size, 0xff);
+  ASSERT_TRUE(memory->Write(0, ones).ok());
+  ASSERT_TRUE(memory->Zero(10, 20).ok());
+  std::vector<uint8_t> after(40);
+  ASSERT_TRUE(memory->Read(0, after).ok());
+  EXPECT_EQ(after[9], 0xff);
+  EXPECT_EQ(after[10], 0);
+  EXPECT_EQ(after[29], 0);
+  EXPECT_EQ(after[30], 0xff);
+}
+
+TEST(GuestMemoryZeroTest, RejectsARangeOutsideGuestRam) {
+  const GuestRegionSpec spec{0, 4096};
+  absl::StatusOr<GuestMemory> memory = GuestMemory::Create(std::span(&spec, 1));
+  ASSERT_TRUE(memory.ok());
+  EXPECT_FALSE(memory->Zero(0, 8192).ok());
+  EXPECT_FALSE(memory->Zero(~uint64_t{0} - 10, 100).ok());
+}
+
 }  // namespace
 }  // namespace minivmm

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/test_images.h"
@@ -37,7 +38,7 @@ using testing_images::LookupCopy;
 constexpr char kKey[] = "0123abcd-v1";
 // Byte offsets in the entry header: magic[8], u32 format version, u32 header size, ...
 constexpr std::streamoff kVersionOffset = 8;
-constexpr std::streamoff kHeaderSize = 32;
+constexpr std::streamoff kHeaderSize = 4096;  // the header page before the content
 
 std::vector<uint8_t> RandomBytes(size_t size, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -239,7 +240,8 @@ TEST_F(KernelCacheTest, KeyForFileRemembersTheHashUntilTheFileChanges) {
   // Replace the remembered hash: a memo hit must return it, proving no rehash happened.
   const std::string planted(64, 'a');
   for (const auto& memo : fs::directory_iterator(dir_ / "sha256")) WriteFile(memo.path(), planted);
-  EXPECT_EQ(KeyForFileAt(cache, root_ / "bzImage"), planted + "-v1");
+  EXPECT_EQ(KeyForFileAt(cache, root_ / "bzImage"),
+            absl::StrCat(planted, "-v", kKernelCacheFormatVersion));
   // Rewriting the file in place changes its ctime: the memo no longer applies.
   { std::ofstream(root_ / "bzImage", std::ios::binary) << "other bytes!"; }
   EXPECT_EQ(KeyForFileAt(cache, root_ / "bzImage"), KernelCache::KeyFor(AsBytes("other bytes!")));

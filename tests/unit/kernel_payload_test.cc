@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/test_images.h"
 #include "guest-firmware/bzimage.h"
 #include "guest-firmware/elf_kernel.h"
 
@@ -408,13 +409,7 @@ TEST(DecompressPayloadTest, RejectsUnknownCompression) {
 
 // ---- The host's real Debian kernel -------------------------------------------------------
 
-std::optional<std::filesystem::path> FindHostKernel() {
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator("/boot", error)) {
-    if (entry.path().filename().string().starts_with("vmlinuz-")) return entry.path();
-  }
-  return std::nullopt;
-}
+using testing_images::FindHostKernel;
 
 // Decompressing the ~8 MB xz payload takes a good fraction of a second: do it once.
 class HostKernelTest : public ::testing::Test {

@@ -1,6 +1,8 @@
 #include "guest-firmware/linux_loader.h"
 
 #include <asm/bootparam.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -118,13 +120,7 @@ absl::StatusOr<LinuxEntry> LoadImage(GuestMemory& memory, const KernelImage& ker
 
 absl::StatusOr<LinuxEntry> Load(GuestMemory& memory, const BzImage& bzimage,
                                 std::string_view cmdline, std::span<const uint8_t> initramfs = {}) {
-  const KernelImage kernel = KernelImageFromBzImage(bzimage, "fake-bzImage");
-  LinuxBootInputs in;
-  in.kernel = &kernel;
-  in.cmdline = cmdline;
-  in.initramfs = initramfs;
-  in.rsdp_address = layout::kAcpiTablesAddress;
-  return LoadLinux(memory, in);
+  return LoadImage(memory, KernelImageFromBzImage(bzimage, "fake-bzImage"), cmdline, initramfs);
 }
 
 TEST(LinuxLoaderFakeKernelTest, CopiesTheProtectedModeKernelToOneMib) {
@@ -236,15 +232,7 @@ TEST(LinuxLoaderFakeKernelTest, ZeroPageCarriesTheE820MapOfTheGuestRam) {
 
 // ---- The host's Debian kernel, when the machine has one.
 
-std::optional<fs::path> FindHostKernel() {
-  std::error_code ec;
-  for (const fs::directory_entry& entry : fs::directory_iterator("/boot", ec)) {
-    if (entry.path().filename().string().starts_with("vmlinuz-") && entry.is_regular_file()) {
-      return entry.path();
-    }
-  }
-  return std::nullopt;
-}
+using testing_images::FindHostKernel;
 
 class LinuxLoaderTest : public ::testing::Test {
  protected:
@@ -441,6 +429,36 @@ TEST(LinuxLoaderVmlinuxTest, PlacesTheInitramfsAboveTheKernelsBss) {
                   .ok());
   EXPECT_GE(params.hdr.ramdisk_image, kernel.elf.physical_end);
   EXPECT_EQ(params.hdr.ramdisk_size, initramfs.size());
+}
+
+// A vmlinux read from a file (as the kernel cache provides it) gets its whole pages mapped
+// copy-on-write from the file: the guest sees the bytes, and guest writes never reach the file.
+TEST(LinuxLoaderVmlinuxTest, MapsAFileBackedKernelCopyOnWrite) {
+  // Segment bytes at file offset 0x1010 for address 16 MiB + 0x10: a partial first page, two
+  // whole pages, and a partial last page.
+  const std::vector<uint8_t> elf =
+      testing_images::TinyVmlinux(kVmlinuxBase + 0x10, 3 * 4096, 4096, 0x1010);
+  const std::string path = ::testing::TempDir() + "/mapped-vmlinux";
+  { std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(elf.data()), elf.size()); }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  absl::StatusOr<SharedBytes> bytes = SharedBytes::MapFile(fd, 0, elf.size(), path);
+  ::close(fd);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  absl::StatusOr<KernelImage> kernel = KernelImageFromVmlinux(*bytes, path, nullptr);
+  ASSERT_TRUE(kernel.ok()) << kernel.status();
+  GuestMemory memory = Memory(64 * kMiB);
+  ASSERT_TRUE(LoadImage(memory, *kernel, "console=ttyS0").ok());
+  EXPECT_EQ(ReadBytes(memory, kVmlinuxBase + 0x10, 3 * 4096),
+            std::vector<uint8_t>(elf.begin() + 0x1010, elf.end()));
+  EXPECT_EQ(ReadBytes(memory, kVmlinuxBase + 0x10 + 3 * 4096, 4096),
+            std::vector<uint8_t>(4096, 0));  // bss
+  const std::vector<uint8_t> scribble(4096, 0xee);
+  ASSERT_TRUE(memory.Write(kVmlinuxBase + 0x1000, scribble).ok());  // a mapped page
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<uint8_t> on_disk((std::istreambuf_iterator<char>(in)),
+                                     std::istreambuf_iterator<char>());
+  EXPECT_EQ(on_disk, elf);
 }
 
 TEST(LinuxLoaderVmlinuxTest, RejectsASegmentInTheLoadersLowMemory) {

@@ -9,6 +9,8 @@
 
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -18,8 +20,11 @@
 namespace minivmm::testing_images {
 
 // One PT_LOAD segment of `file_bytes` bytes (+ `bss` zero bytes) at `paddr`, entry at paddr.
-inline std::vector<uint8_t> TinyVmlinux(uint64_t paddr, size_t file_bytes, size_t bss) {
-  std::vector<uint8_t> image(sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr) + file_bytes);
+// The segment's bytes start at file offset `data_offset` (default: right after the headers).
+inline std::vector<uint8_t> TinyVmlinux(uint64_t paddr, size_t file_bytes, size_t bss,
+                                        size_t data_offset = sizeof(Elf64_Ehdr) +
+                                                             sizeof(Elf64_Phdr)) {
+  std::vector<uint8_t> image(data_offset + file_bytes);
   Elf64_Ehdr eh{};
   std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
   eh.e_ident[EI_CLASS] = ELFCLASS64;
@@ -35,7 +40,7 @@ inline std::vector<uint8_t> TinyVmlinux(uint64_t paddr, size_t file_bytes, size_
   eh.e_phnum = 1;
   Elf64_Phdr ph{};
   ph.p_type = PT_LOAD;
-  ph.p_offset = sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr);
+  ph.p_offset = data_offset;
   ph.p_vaddr = 0xffffffff80000000ull + paddr;
   ph.p_paddr = paddr;
   ph.p_filesz = file_bytes;
@@ -83,6 +88,17 @@ inline std::vector<uint8_t> BzImageWithPayload(std::span<const uint8_t> payload)
   std::memcpy(file.data() + 0x1f1, &hdr, sizeof(hdr));
   std::memcpy(file.data() + setup, payload.data(), payload.size());
   return file;
+}
+
+// The host's own Debian kernel (/boot/vmlinuz-*), when the machine has one.
+inline std::optional<std::filesystem::path> FindHostKernel() {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/boot", ec)) {
+    if (entry.path().filename().string().starts_with("vmlinuz-") && entry.is_regular_file()) {
+      return entry.path();
+    }
+  }
+  return std::nullopt;
 }
 
 // KernelCache::Lookup with the (mapped) content copied out, for comparisons in tests.

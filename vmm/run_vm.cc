@@ -64,7 +64,9 @@ absl::StatusOr<StopReason> RunOneBoot(Vm& vm, StopRequest& stop, Console& consol
     MINIVMM_RETURN_IF_ERROR(loop->RunOnce(pending_input.empty() ? -1 : 10));
   }
   vm.Stop();
-  Log(LogLevel::kInfo, "vCPU exits: %s", FormatExitCounts(vm.TotalExitCounts()));
+  const std::optional<absl::Duration> init = vm.InitStartedAfter();
+  Log(LogLevel::kInfo, "vCPU exits: %s; boot marker %s", FormatExitCounts(vm.TotalExitCounts()),
+      init ? absl::StrFormat("at %.3f s", absl::ToDoubleSeconds(*init)) : "not seen");
   *signal_number = stop.signal();
   return stop.reason();
 }

@@ -136,6 +136,10 @@ void Vm::Stop() {
 
 size_t Vm::SendConsoleInput(std::span<const uint8_t> bytes) { return serial_->EnqueueInput(bytes); }
 
+std::optional<absl::Duration> Vm::InitStartedAfter() const {
+  return debug_port_->init_started_after();
+}
+
 ExitCounts Vm::TotalExitCounts() const {
   ExitCounts total{};
   for (const auto& vcpu : vcpus_) {

@@ -4,6 +4,7 @@
 #define MINIVMM_VMM_VM_H_
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -42,6 +43,8 @@ class Vm {
   // Hands console input to the guest's UART; returns how many bytes it took.
   size_t SendConsoleInput(std::span<const uint8_t> bytes);
   ExitCounts TotalExitCounts() const;
+  // When the guest wrote the boot marker (port 0x80), measured from minivmm's start.
+  std::optional<absl::Duration> InitStartedAfter() const;
 
  private:
   Vm() = default;

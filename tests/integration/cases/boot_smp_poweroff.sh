@@ -12,4 +12,7 @@ vmtest_expect_in boot.out "MINIVMM-L2-INIT cpus=2"
 vmtest_expect_in boot.out "MINIVMM-L2-POWEROFF"
 vmtest_expect_in boot.err "boot marker: guest init started"
 vmtest_expect_in boot.err "guest powered off"
+# The exit statistics: port I/O exits were counted, and the boot marker time is reported.
+grep -qE "vCPU exits: io=[1-9][0-9]* .*; boot marker at [0-9.]+ s" "$vmtest_work/boot.err" ||
+	vmtest_fail "no exit statistics with the boot marker time"
 vmtest_pass

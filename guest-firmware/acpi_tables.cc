@@ -12,9 +12,9 @@ constexpr std::string_view kOemId = "MINVMM";
 constexpr std::string_view kOemTableId = "MINIVMM ";
 constexpr size_t kChecksumOffset = 9;
 constexpr size_t kLengthOffset = 4;
-constexpr uint32_t kFadtHwReducedAcpi = 1u << 20;  // FADT Flags, Table 5.10
+constexpr uint32_t kFadtHwReducedAcpi = 1u << 20;     // FADT Flags, Table 5.10
 constexpr uint16_t kBootArchVgaNotPresent = 1u << 2;  // IA-PC boot architecture flags, Table 5.11
-constexpr uint8_t kGasSystemIo = 1;        // Generic Address Structure, Table 5.1
+constexpr uint8_t kGasSystemIo = 1;                   // Generic Address Structure, Table 5.1
 constexpr uint8_t kGasByteAccess = 1;
 
 // Starts a table with the standard header; length and checksum are patched by FinishTable.
@@ -76,23 +76,23 @@ size_t WriteDsdt(ByteWriter& w, const AcpiMachine& m) {
 // off goes through SLEEP_CONTROL_REG.
 size_t WriteFadt(ByteWriter& w, const AcpiMachine& m, uint64_t dsdt_address) {
   const size_t start = BeginTable(w, "FACP", 6);
-  w.U32(0);                                     // 36 FIRMWARE_CTRL
-  w.U32(static_cast<uint32_t>(dsdt_address));   // 40 DSDT
-  w.Zeros(4);                                   // 44 reserved, PM profile, SCI_INT
-  w.Zeros(112 - 48);                            // 48 SMI_CMD .. 111: legacy hardware, unused
+  w.U32(0);                                    // 36 FIRMWARE_CTRL
+  w.U32(static_cast<uint32_t>(dsdt_address));  // 40 DSDT
+  w.Zeros(4);                                  // 44 reserved, PM profile, SCI_INT
+  w.Zeros(112 - 48);                           // 48 SMI_CMD .. 111: legacy hardware, unused
   // IAPC_BOOT_ARCH sits at 109; rewrite it inside the zeroed span.
   w.bytes()[start + 109] = kBootArchVgaNotPresent & 0xff;
-  w.U32(kFadtHwReducedAcpi);                    // 112 Flags
-  GenericAddress(w, 0, 0, 0, 0);                // 116 RESET_REG (none: the i8042 resets)
-  w.U8(0);                                      // 128 RESET_VALUE
-  w.U16(0);                                     // 129 ARM_BOOT_ARCH
-  w.U8(0);                                      // 131 FADT minor version
-  w.U64(0);                                     // 132 X_FIRMWARE_CTRL
-  w.U64(dsdt_address);                          // 140 X_DSDT
-  w.Zeros(244 - 148);                           // 148 X_PM1a_EVT_BLK .. X_GPE1_BLK: none
+  w.U32(kFadtHwReducedAcpi);      // 112 Flags
+  GenericAddress(w, 0, 0, 0, 0);  // 116 RESET_REG (none: the i8042 resets)
+  w.U8(0);                        // 128 RESET_VALUE
+  w.U16(0);                       // 129 ARM_BOOT_ARCH
+  w.U8(0);                        // 131 FADT minor version
+  w.U64(0);                       // 132 X_FIRMWARE_CTRL
+  w.U64(dsdt_address);            // 140 X_DSDT
+  w.Zeros(244 - 148);             // 148 X_PM1a_EVT_BLK .. X_GPE1_BLK: none
   GenericAddress(w, kGasSystemIo, 8, kGasByteAccess, m.sleep_control_port);  // 244 SLEEP_CONTROL
   GenericAddress(w, kGasSystemIo, 8, kGasByteAccess, m.sleep_control_port);  // 256 SLEEP_STATUS
-  w.Text("MINIVMM", 8);                         // 268 hypervisor vendor identity
+  w.Text("MINIVMM", 8);  // 268 hypervisor vendor identity
   FinishTable(w, start);
   return start;
 }
@@ -146,8 +146,8 @@ AcpiTables BuildAcpiTables(const AcpiMachine& m) {
   w.Text("RSD PTR ", 8);
   w.U8(0);  // checksum of the first 20 bytes
   w.Text(kOemId, 6);
-  w.U8(2);   // revision
-  w.U32(0);  // RsdtAddress: none, the XSDT is enough for ACPI 2.0+ guests
+  w.U8(2);    // revision
+  w.U32(0);   // RsdtAddress: none, the XSDT is enough for ACPI 2.0+ guests
   w.U32(36);  // length
   w.U64(0);   // XsdtAddress, patched below
   w.U8(0);    // extended checksum

@@ -74,8 +74,8 @@ Bytes Integer(uint64_t value) {
 
 Bytes EisaId(std::string_view id) {
   // Three letters in 5 bits each ('A' = 1), then four hex digits; stored big-endian.
-  const uint32_t vendor = ((id[0] - 0x40) & 0x1f) << 10 | ((id[1] - 0x40) & 0x1f) << 5 |
-                          ((id[2] - 0x40) & 0x1f);
+  const uint32_t vendor =
+      ((id[0] - 0x40) & 0x1f) << 10 | ((id[1] - 0x40) & 0x1f) << 5 | ((id[2] - 0x40) & 0x1f);
   const uint32_t product = std::stoul(std::string(id.substr(3, 4)), nullptr, 16);
   return {kDWordPrefix, static_cast<uint8_t>(vendor >> 8), static_cast<uint8_t>(vendor),
           static_cast<uint8_t>(product >> 8), static_cast<uint8_t>(product)};
@@ -107,10 +107,14 @@ Bytes PackageOfIntegers(const std::vector<uint64_t>& values) {
 }
 
 Bytes IoResources(uint16_t base, uint8_t length, int irq) {
-  Bytes resources = {0x47, 0x01,  // I/O port descriptor, 16-bit decode
-                     static_cast<uint8_t>(base), static_cast<uint8_t>(base >> 8),
-                     static_cast<uint8_t>(base), static_cast<uint8_t>(base >> 8),
-                     0x01, length};  // alignment, length
+  Bytes resources = {0x47,
+                     0x01,  // I/O port descriptor, 16-bit decode
+                     static_cast<uint8_t>(base),
+                     static_cast<uint8_t>(base >> 8),
+                     static_cast<uint8_t>(base),
+                     static_cast<uint8_t>(base >> 8),
+                     0x01,
+                     length};  // alignment, length
   if (irq >= 0) {
     const uint16_t mask = static_cast<uint16_t>(1u << irq);
     // IRQ descriptor without flags byte: edge-triggered, active high (an ISA IRQ).

@@ -205,15 +205,16 @@ constexpr uint64_t kPageSize = 4096;
 // do in any linked vmlinux), the rest copied.
 absl::Status PlaceSegmentBytes(GuestMemory& memory, const ElfSegment& segment,
                                const SharedBytes& bytes, std::span<uint8_t> target) {
-  const std::span<const uint8_t> source = bytes.span().subspan(segment.file_offset,
-                                                               segment.file_size);
+  const std::span<const uint8_t> source =
+      bytes.span().subspan(segment.file_offset, segment.file_size);
   const auto& origin = bytes.file_origin();
   const uint64_t gpa = segment.physical_address;
   if (!origin || (origin->offset + segment.file_offset) % kPageSize != gpa % kPageSize) {
     std::ranges::copy(source, target.begin());
     return absl::OkStatus();
   }
-  const uint64_t head = std::min<uint64_t>((kPageSize - gpa % kPageSize) % kPageSize, source.size());
+  const uint64_t head =
+      std::min<uint64_t>((kPageSize - gpa % kPageSize) % kPageSize, source.size());
   const uint64_t whole = (source.size() - head) / kPageSize * kPageSize;
   std::copy_n(source.begin(), head, target.begin());
   MINIVMM_RETURN_IF_ERROR(
@@ -224,9 +225,8 @@ absl::Status PlaceSegmentBytes(GuestMemory& memory, const ElfSegment& segment,
 
 }  // namespace
 
-absl::Status LoadElfKernel(GuestMemory& memory, const ElfKernel& kernel,
-                           const SharedBytes& bytes, std::span<const GuestRange> reserved,
-                           const std::string& name) {
+absl::Status LoadElfKernel(GuestMemory& memory, const ElfKernel& kernel, const SharedBytes& bytes,
+                           std::span<const GuestRange> reserved, const std::string& name) {
   // Check every segment before writing any, so a failed load leaves guest memory untouched.
   std::vector<std::span<uint8_t>> targets;
   for (size_t i = 0; i < kernel.segments.size(); ++i) {

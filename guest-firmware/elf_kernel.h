@@ -23,7 +23,7 @@ struct ElfSegment {
 };
 
 struct ElfKernel {
-  uint64_t entry = 0;  // physical entry address (vmlinux: ENTRY(phys_startup_64))
+  uint64_t entry = 0;                // physical entry address (vmlinux: ENTRY(phys_startup_64))
   std::vector<ElfSegment> segments;  // PT_LOAD only, in file order
   // Lowest physical address and end of the highest segment.
   uint64_t physical_start = 0;
@@ -49,9 +49,8 @@ struct GuestRange {
   uint64_t size = 0;
   std::string what;  // for messages: "initramfs", "command line", ...
 };
-absl::Status LoadElfKernel(GuestMemory& memory, const ElfKernel& kernel,
-                           const SharedBytes& bytes, std::span<const GuestRange> reserved,
-                           const std::string& name);
+absl::Status LoadElfKernel(GuestMemory& memory, const ElfKernel& kernel, const SharedBytes& bytes,
+                           std::span<const GuestRange> reserved, const std::string& name);
 
 }  // namespace minivmm
 

@@ -20,7 +20,7 @@ namespace minivmm {
 struct KernelImage {
   enum class Format { kBzImage, kElfVmlinux };
   Format format = Format::kBzImage;
-  std::string name;            // the kernel file, for messages
+  std::string name;   // the kernel file, for messages
   SharedBytes bytes;  // the bzImage file, or the vmlinux ELF image
   // The setup header the zero page carries: the bzImage's own (also when booting its cached
   // vmlinux), or one synthesized for a bare vmlinux.

@@ -62,8 +62,8 @@ struct PlacedKernel {
 
 absl::StatusOr<PlacedKernel> PlaceBzImage(GuestMemory& memory, const KernelImage& kernel) {
   // The kernel decompresses itself in place and needs init_size bytes from its load address.
-  const uint64_t span = std::max<uint64_t>(kernel.header.init_size,
-                                           kernel.protected_mode_kernel().size());
+  const uint64_t span =
+      std::max<uint64_t>(kernel.header.init_size, kernel.protected_mode_kernel().size());
   const uint64_t end = layout::kKernelLoadAddress + span;
   if (end > LowRamEnd(memory)) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -71,9 +71,8 @@ absl::StatusOr<PlacedKernel> PlaceBzImage(GuestMemory& memory, const KernelImage
         "raise [vm] memory_mib",
         span >> 20, (LowRamEnd(memory) - layout::kKernelLoadAddress) >> 20));
   }
-  MINIVMM_RETURN_IF_ERROR(
-      WithContext(memory.Write(layout::kKernelLoadAddress, kernel.protected_mode_kernel()),
-                  "loading kernel"));
+  MINIVMM_RETURN_IF_ERROR(WithContext(
+      memory.Write(layout::kKernelLoadAddress, kernel.protected_mode_kernel()), "loading kernel"));
   return PlacedKernel{layout::kKernelLoadAddress + kEntry64Offset, end};
 }
 
@@ -90,10 +89,9 @@ absl::StatusOr<LinuxEntry> LoadLinux(GuestMemory& memory, const LinuxBootInputs&
   const KernelImage& kernel = *in.kernel;
   const setup_header& hdr = kernel.header;
   MINIVMM_RETURN_IF_ERROR(CheckCmdline(hdr, in.cmdline));
-  MINIVMM_ASSIGN_OR_RETURN(PlacedKernel placed,
-                           kernel.format == KernelImage::Format::kBzImage
-                               ? PlaceBzImage(memory, kernel)
-                               : PlaceVmlinux(memory, kernel));
+  MINIVMM_ASSIGN_OR_RETURN(PlacedKernel placed, kernel.format == KernelImage::Format::kBzImage
+                                                    ? PlaceBzImage(memory, kernel)
+                                                    : PlaceVmlinux(memory, kernel));
 
   std::vector<uint8_t> cmdline(in.cmdline.begin(), in.cmdline.end());
   cmdline.push_back(0);

@@ -27,8 +27,8 @@ absl::Status WriteLongModeTables(GuestMemory& memory) {
         memory.WriteObject(layout::kPdptAddress + pd * 8, pd_address | kPresent | kWritable));
     for (int i = 0; i < kEntriesPerTable; ++i) {
       const uint64_t physical = pd * k1GiB + i * k2MiB;
-      MINIVMM_RETURN_IF_ERROR(memory.WriteObject(pd_address + i * 8,
-                                                 physical | kPresent | kWritable | kPageSize2M));
+      MINIVMM_RETURN_IF_ERROR(
+          memory.WriteObject(pd_address + i * 8, physical | kPresent | kWritable | kPageSize2M));
     }
   }
   return absl::OkStatus();

@@ -16,13 +16,14 @@ constexpr uint16_t kVideoModeNormal = 0xffff;
 absl::StatusOr<std::unique_ptr<boot_params>> BuildZeroPage(const setup_header& kernel_header,
                                                            const ZeroPageInputs& in) {
   if (in.e820.size() > E820_MAX_ENTRIES_ZEROPAGE) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "e820 map has %d entries, the zero page holds %d", in.e820.size(), E820_MAX_ENTRIES_ZEROPAGE));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("e820 map has %d entries, the zero page holds %d", in.e820.size(),
+                        E820_MAX_ENTRIES_ZEROPAGE));
   }
   // The header's address fields are 32 bits; the initramfs may end exactly at 4 GiB.
   constexpr uint64_t k4GiB = 1ull << 32;
-  for (uint64_t end : {in.cmdline_address + 1, in.initrd_address + 1,
-                       in.initrd_address + in.initrd_size}) {
+  for (uint64_t end :
+       {in.cmdline_address + 1, in.initrd_address + 1, in.initrd_address + in.initrd_size}) {
     if (end > k4GiB) {
       return absl::InvalidArgumentError(
           absl::StrFormat("boot address %#x does not fit the 32-bit setup header", end - 1));

@@ -28,8 +28,8 @@ absl::StatusOr<std::vector<uint8_t>> DecompressAndStore(const BzImage& bzimage,
                                                         const std::string& key) {
   MINIVMM_ASSIGN_OR_RETURN(KernelPayload payload, ExtractPayload(bzimage, name));
   if (!CanDecompressOnHost(payload.compression)) {
-    return absl::UnimplementedError(absl::StrFormat(
-        "its %s payload is decompressed by the guest", CompressionName(payload.compression)));
+    return absl::UnimplementedError(absl::StrFormat("its %s payload is decompressed by the guest",
+                                                    CompressionName(payload.compression)));
   }
   // Decompressing is only worth it if the result can be kept.
   MINIVMM_RETURN_IF_ERROR(cache.PrepareDirectory());
@@ -42,8 +42,8 @@ absl::StatusOr<std::vector<uint8_t>> DecompressAndStore(const BzImage& bzimage,
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   MINIVMM_RETURN_IF_ERROR(WithContext(cache.Store(key, vmlinux), "kernel cache"));
   Log(LogLevel::kInfo, "kernel: decompressed the %s payload (%s -> %s) in %.2f s, cached in %s",
-      CompressionName(payload.compression), MiB(payload.bytes.size()), MiB(vmlinux.size()),
-      seconds, cache.directory().string());
+      CompressionName(payload.compression), MiB(payload.bytes.size()), MiB(vmlinux.size()), seconds,
+      cache.directory().string());
   return vmlinux;
 }
 
@@ -77,8 +77,9 @@ KernelImage SelectKernelForBzImage(BzImage bzimage, const std::string& name,
     Log(LogLevel::kWarning, "kernel %s: the guest decompresses it: %s", name, why.message());
     return KernelImageFromBzImage(std::move(bzimage), name);
   };
-  if (cache == nullptr) return guest_decompresses(absl::UnavailableError(
-        "no kernel cache directory (set XDG_CACHE_HOME or HOME)"));
+  if (cache == nullptr)
+    return guest_decompresses(
+        absl::UnavailableError("no kernel cache directory (set XDG_CACHE_HOME or HOME)"));
   const absl::Time start = absl::Now();
   const std::string key = key_in ? *key_in : KernelCache::KeyFor(bzimage.file);
   const absl::Time hashed = absl::Now();
@@ -115,7 +116,8 @@ absl::StatusOr<BootImages> LoadBootImages(const VmConfig& config, const KernelCa
   BootImages images;
   // The format comes from the content, never from the file name.
   if (LooksLikeElf(bytes)) {
-    MINIVMM_ASSIGN_OR_RETURN(images.kernel, KernelImageFromVmlinux(std::move(bytes), name, nullptr));
+    MINIVMM_ASSIGN_OR_RETURN(images.kernel,
+                             KernelImageFromVmlinux(std::move(bytes), name, nullptr));
   } else {
     MINIVMM_ASSIGN_OR_RETURN(BzImage bzimage, ParseBzImage(std::move(bytes), name));
     if (config.decompress == KernelDecompression::kGuest) {

@@ -28,23 +28,23 @@ absl::StatusOr<BusRegistration> Bus::Register(uint64_t base, uint64_t length,
                                               std::shared_ptr<BusDevice> device) {
   if (device == nullptr) return absl::InvalidArgumentError("null device");
   if (length == 0 || base + length < base) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s bus: invalid range [%#x, +%#x) for %s", name_, base, length, device->Name()));
+    return absl::InvalidArgumentError(absl::StrFormat("%s bus: invalid range [%#x, +%#x) for %s",
+                                                      name_, base, length, device->Name()));
   }
   absl::MutexLock lock(&mutex_);
   // The only candidates for overlap are the first range at or after base and the one before.
   auto next = ranges_.lower_bound(base);
   if (next != ranges_.end() && next->first < base + length) {
-    return absl::AlreadyExistsError(absl::StrFormat(
-        "%s bus: %s at [%#x, +%#x) overlaps %s at %#x", name_, device->Name(), base, length,
-        next->second.device->Name(), next->first));
+    return absl::AlreadyExistsError(absl::StrFormat("%s bus: %s at [%#x, +%#x) overlaps %s at %#x",
+                                                    name_, device->Name(), base, length,
+                                                    next->second.device->Name(), next->first));
   }
   if (next != ranges_.begin()) {
     auto prev = std::prev(next);
     if (prev->first + prev->second.length > base) {
-      return absl::AlreadyExistsError(absl::StrFormat(
-          "%s bus: %s at [%#x, +%#x) overlaps %s at %#x", name_, device->Name(), base, length,
-          prev->second.device->Name(), prev->first));
+      return absl::AlreadyExistsError(
+          absl::StrFormat("%s bus: %s at [%#x, +%#x) overlaps %s at %#x", name_, device->Name(),
+                          base, length, prev->second.device->Name(), prev->first));
     }
   }
   ranges_.emplace(base, Range{length, std::move(device)});

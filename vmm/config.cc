@@ -316,8 +316,7 @@ absl::Status ParseBoot(const Section& boot, VmConfig& config) {
   config.kernel = std::move(*kernel);
   MINIVMM_ASSIGN_OR_RETURN(config.initramfs, boot.ReadPath("initramfs", PathCheck::kReadableFile));
   MINIVMM_RETURN_IF_ERROR(boot.ReadChoice(
-      "decompress",
-      {{"auto", KernelDecompression::kAuto}, {"guest", KernelDecompression::kGuest}},
+      "decompress", {{"auto", KernelDecompression::kAuto}, {"guest", KernelDecompression::kGuest}},
       config.decompress));
 
   MINIVMM_ASSIGN_OR_RETURN(const toml::value<std::string>* cmdline,

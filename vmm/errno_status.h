@@ -18,11 +18,11 @@ absl::Status WithContext(const absl::Status& status, std::string_view context);
 }  // namespace minivmm
 
 // Returns from the enclosing function when expr yields a non-OK absl::Status.
-#define MINIVMM_RETURN_IF_ERROR(expr)                \
-  do {                                               \
-    if (absl::Status _st = (expr); !_st.ok()) {      \
-      return _st;                                    \
-    }                                                \
+#define MINIVMM_RETURN_IF_ERROR(expr)           \
+  do {                                          \
+    if (absl::Status _st = (expr); !_st.ok()) { \
+      return _st;                               \
+    }                                           \
   } while (0)
 
 #define MINIVMM_CONCAT_INNER(a, b) a##b

@@ -121,17 +121,17 @@ absl::Status GuestMemory::Zero(uint64_t gpa, uint64_t length) {
 
 absl::Status GuestMemory::MapFile(uint64_t gpa, uint64_t length, int fd, uint64_t offset) {
   if (gpa % kPageSize != 0 || length % kPageSize != 0 || offset % kPageSize != 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "file mapping of guest [%#x, +%#x) from offset %#x is not page aligned", gpa, length,
-        offset));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("file mapping of guest [%#x, +%#x) from offset %#x is not page aligned",
+                        gpa, length, offset));
   }
   if (length == 0) return absl::OkStatus();
   MINIVMM_ASSIGN_OR_RETURN(std::span<uint8_t> range, Slice(gpa, length));
-  void* mapped = ::mmap(range.data(), length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
-                        fd, static_cast<off_t>(offset));
+  void* mapped = ::mmap(range.data(), length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd,
+                        static_cast<off_t>(offset));
   if (mapped == MAP_FAILED) {
-    return ErrnoError(absl::StrFormat("mmap(guest [%#x, +%#x) from file offset %#x)", gpa,
-                                      length, offset));
+    return ErrnoError(
+        absl::StrFormat("mmap(guest [%#x, +%#x) from file offset %#x)", gpa, length, offset));
   }
   return absl::OkStatus();
 }

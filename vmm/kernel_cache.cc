@@ -207,8 +207,7 @@ std::string KernelCache::KeyForFile(int fd, std::span<const uint8_t> bzimage) co
   return absl::StrCat(sha, "-v", kKernelCacheFormatVersion);
 }
 
-absl::StatusOr<std::optional<SharedBytes>> KernelCache::Lookup(
-    const std::string& key) const {
+absl::StatusOr<std::optional<SharedBytes>> KernelCache::Lookup(const std::string& key) const {
   MINIVMM_RETURN_IF_ERROR(CheckKey(key));
   const fs::path path = directory_ / absl::StrCat(key, kEntrySuffix);
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -236,9 +235,8 @@ absl::StatusOr<std::optional<SharedBytes>> KernelCache::Lookup(
   }
   // Mapped, not read: the page cache's pages are used in place. The entry file is never
   // modified after its rename (writers replace it whole), so the mapping stays consistent.
-  MINIVMM_ASSIGN_OR_RETURN(
-      SharedBytes content,
-      SharedBytes::MapFile(fd.get(), kContentOffset, header.content_length, path));
+  MINIVMM_ASSIGN_OR_RETURN(SharedBytes content, SharedBytes::MapFile(fd.get(), kContentOffset,
+                                                                     header.content_length, path));
   if (XXH3_64bits(content.data(), content.size()) != header.content_xxh3) {
     problem = "checksum mismatch";
   }

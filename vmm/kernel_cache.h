@@ -49,8 +49,9 @@ class KernelCache {
   // the user cannot set back. Memo problems only cost a rehash.
   std::string KeyForFile(int fd, std::span<const uint8_t> bzimage) const;
 
-  // The entry's content (a read-only mapping of the file), or nullopt on a miss (absent, truncated, corrupt, other version).
-  // A corrupt entry is removed. Errors only for I/O failures other than "not there".
+  // The entry's content (a read-only mapping of the file), or nullopt on a miss (absent, truncated,
+  // corrupt, other version). A corrupt entry is removed. Errors only for I/O failures other than
+  // "not there".
   absl::StatusOr<std::optional<SharedBytes>> Lookup(const std::string& key) const;
 
   // Creates the directory (0700) if needed and checks it is writable, so a caller can skip

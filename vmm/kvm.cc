@@ -108,8 +108,8 @@ absl::StatusOr<CpuidList> KvmSystem::GetSupportedCpuid() const {
   for (size_t count = 128; count <= 4096; count *= 2) {
     FlexBuffer<kvm_cpuid_entry2> buffer(count);
     if (::ioctl(fd_.get(), kGetSupportedCpuid, buffer.header()) == 0) {
-      return CpuidList(std::vector<kvm_cpuid_entry2>(
-          buffer.entries(), buffer.entries() + buffer.header()->count));
+      return CpuidList(std::vector<kvm_cpuid_entry2>(buffer.entries(),
+                                                     buffer.entries() + buffer.header()->count));
     }
     if (errno != E2BIG) return ErrnoError("KVM_GET_SUPPORTED_CPUID");
   }
@@ -124,7 +124,8 @@ absl::StatusOr<std::unique_ptr<KvmVm>> KvmSystem::CreateVm() const {
 }
 
 absl::Status KvmVm::SetTssAddress(uint64_t address) {
-  return Ioctl(fd_.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(address), "KVM_SET_TSS_ADDR");
+  return Ioctl(fd_.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(address),
+               "KVM_SET_TSS_ADDR");
 }
 
 absl::Status KvmVm::SetIdentityMapAddress(uint64_t address) {
@@ -184,20 +185,20 @@ absl::Status KvmVcpu::Run() {
   return absl::OkStatus();
 }
 
-#define MINIVMM_VCPU_GETTER(Type, Name, Request)                                   \
-  absl::StatusOr<Type> KvmVcpu::Name() {                                           \
-    Type value{};                                                                  \
-    if (::ioctl(fd_.get(), Request, &value) < 0) {                                 \
-      return ErrnoError(absl::StrFormat(#Request "(vCPU %d)", id_));               \
-    }                                                                              \
-    return value;                                                                  \
+#define MINIVMM_VCPU_GETTER(Type, Name, Request)                     \
+  absl::StatusOr<Type> KvmVcpu::Name() {                             \
+    Type value{};                                                    \
+    if (::ioctl(fd_.get(), Request, &value) < 0) {                   \
+      return ErrnoError(absl::StrFormat(#Request "(vCPU %d)", id_)); \
+    }                                                                \
+    return value;                                                    \
   }
-#define MINIVMM_VCPU_SETTER(Type, Name, Request)                                   \
-  absl::Status KvmVcpu::Name(const Type& value) {                                  \
-    if (::ioctl(fd_.get(), Request, &value) < 0) {                                 \
-      return ErrnoError(absl::StrFormat(#Request "(vCPU %d)", id_));               \
-    }                                                                              \
-    return absl::OkStatus();                                                       \
+#define MINIVMM_VCPU_SETTER(Type, Name, Request)                     \
+  absl::Status KvmVcpu::Name(const Type& value) {                    \
+    if (::ioctl(fd_.get(), Request, &value) < 0) {                   \
+      return ErrnoError(absl::StrFormat(#Request "(vCPU %d)", id_)); \
+    }                                                                \
+    return absl::OkStatus();                                         \
   }
 
 MINIVMM_VCPU_GETTER(kvm_regs, GetRegs, KVM_GET_REGS)
@@ -225,8 +226,10 @@ absl::Status KvmVcpu::SetMsrs(std::span<const kvm_msr_entry> msrs) {
   const int set = ::ioctl(fd_.get(), kSetMsrs, buffer.header());
   if (set < 0) return ErrnoError(absl::StrFormat("KVM_SET_MSRS(vCPU %d)", id_));
   if (static_cast<size_t>(set) != msrs.size()) {
-    return absl::InternalError(absl::StrFormat("KVM_SET_MSRS(vCPU %d): set %d of %d MSRs, refused "
-                                               "MSR %#x", id_, set, msrs.size(), msrs[set].index));
+    return absl::InternalError(
+        absl::StrFormat("KVM_SET_MSRS(vCPU %d): set %d of %d MSRs, refused "
+                        "MSR %#x",
+                        id_, set, msrs.size(), msrs[set].index));
   }
   return absl::OkStatus();
 }

@@ -63,7 +63,8 @@ class KvmSystem {
   absl::StatusOr<std::unique_ptr<KvmVm>> CreateVm() const;
 
  private:
-  KvmSystem(UniqueFd fd, int vcpu_mmap_size) : fd_(std::move(fd)), vcpu_mmap_size_(vcpu_mmap_size) {}
+  KvmSystem(UniqueFd fd, int vcpu_mmap_size)
+      : fd_(std::move(fd)), vcpu_mmap_size_(vcpu_mmap_size) {}
   absl::Status RequireExtension(int capability, const char* name) const;
 
   UniqueFd fd_;

@@ -32,11 +32,11 @@ class LogBudget {
   std::atomic<int64_t> remaining_;
 };
 
-#define MINIVMM_LOG_GUEST_ERROR(format, ...)                                       \
-  do {                                                                             \
-    static ::minivmm::LogBudget _budget(20);                                       \
-    if (_budget.Take()) ::minivmm::Log(::minivmm::LogLevel::kWarning, "guest: " format, \
-                                       ##__VA_ARGS__);                             \
+#define MINIVMM_LOG_GUEST_ERROR(format, ...)                                          \
+  do {                                                                                \
+    static ::minivmm::LogBudget _budget(20);                                          \
+    if (_budget.Take())                                                               \
+      ::minivmm::Log(::minivmm::LogLevel::kWarning, "guest: " format, ##__VA_ARGS__); \
   } while (0)
 
 }  // namespace minivmm

@@ -14,7 +14,8 @@
 #include "vmm/run_vm.h"
 
 ABSL_FLAG(std::string, config, "", "Path of the VM description (TOML), e.g. configs/example.toml");
-ABSL_FLAG(std::string, log_level, "info", "Least severe log level shown: debug, info, warning, error");
+ABSL_FLAG(std::string, log_level, "info",
+          "Least severe log level shown: debug, info, warning, error");
 
 namespace {
 

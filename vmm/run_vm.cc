@@ -56,8 +56,8 @@ absl::StatusOr<StopReason> RunOneBoot(Vm& vm, StopRequest& stop, Console& consol
   vm.Start();
   while (!stop.requested()) {
     if (!pending_input.empty()) {
-      const size_t taken = vm.SendConsoleInput(std::span(
-          reinterpret_cast<const uint8_t*>(pending_input.data()), pending_input.size()));
+      const size_t taken = vm.SendConsoleInput(
+          std::span(reinterpret_cast<const uint8_t*>(pending_input.data()), pending_input.size()));
       pending_input.erase(0, taken);
     }
     // Poll briefly while input waits for FIFO space; otherwise sleep until an event.

@@ -63,10 +63,12 @@ uint32_t GetLapicRegister(const kvm_lapic_state& lapic, size_t offset) {
 absl::Status SetupVcpuCommon(KvmVcpu& vcpu) {
   MINIVMM_ASSIGN_OR_RETURN(kvm_lapic_state lapic, vcpu.GetLapic());
   constexpr uint32_t kDeliveryModeMask = 7u << 8;
-  SetLapicRegister(lapic, kApicLvtLint0,
-                   (GetLapicRegister(lapic, kApicLvtLint0) & ~kDeliveryModeMask) | kDeliveryModeExtInt);
-  SetLapicRegister(lapic, kApicLvtLint1,
-                   (GetLapicRegister(lapic, kApicLvtLint1) & ~kDeliveryModeMask) | kDeliveryModeNmi);
+  SetLapicRegister(
+      lapic, kApicLvtLint0,
+      (GetLapicRegister(lapic, kApicLvtLint0) & ~kDeliveryModeMask) | kDeliveryModeExtInt);
+  SetLapicRegister(
+      lapic, kApicLvtLint1,
+      (GetLapicRegister(lapic, kApicLvtLint1) & ~kDeliveryModeMask) | kDeliveryModeNmi);
   MINIVMM_RETURN_IF_ERROR(vcpu.SetLapic(lapic));
   const kvm_msr_entry msrs[] = {
       {.index = kMsrIa32MiscEnable, .reserved = 0, .data = kMiscEnableFastStrings},
@@ -98,8 +100,8 @@ absl::Status SetupBootVcpu(KvmVcpu& vcpu, const LinuxEntry& entry) {
   MINIVMM_RETURN_IF_ERROR(vcpu.SetRegs(regs));
 
   kvm_fpu fpu{};
-  fpu.fcw = 0x37f;      // x87 default control word (FNINIT)
-  fpu.mxcsr = 0x1f80;   // SSE default: all exceptions masked
+  fpu.fcw = 0x37f;     // x87 default control word (FNINIT)
+  fpu.mxcsr = 0x1f80;  // SSE default: all exceptions masked
   return vcpu.SetFpu(fpu);
 }
 

@@ -13,8 +13,8 @@ namespace {
 int KickSignal() { return SIGRTMIN + 1; }
 void OnKickSignal(int) {}
 
-constexpr const char* kExitKindNames[] = {"io", "mmio", "hlt", "shutdown", "system_event",
-                                          "interrupted", "other"};
+constexpr const char* kExitKindNames[] = {"io",           "mmio",        "hlt",  "shutdown",
+                                          "system_event", "interrupted", "other"};
 
 }  // namespace
 
@@ -40,7 +40,9 @@ void VcpuThread::InstallKickSignalHandler() {
   sigaction(KickSignal(), &action, nullptr);
 }
 
-void VcpuThread::Start() { thread_ = std::thread([this] { Loop(); }); }
+void VcpuThread::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
 
 void VcpuThread::StopAndJoin() {
   if (!thread_.joinable()) return;
@@ -101,7 +103,7 @@ bool VcpuThread::HandleExit() {
     case KVM_EXIT_SYSTEM_EVENT:
       ++exit_counts_[static_cast<size_t>(ExitKind::kSystemEvent)];
       stop_->Request(run->system_event.type == KVM_SYSTEM_EVENT_RESET ? StopReason::kReset
-                                                                     : StopReason::kPowerOff);
+                                                                      : StopReason::kPowerOff);
       return false;
     case KVM_EXIT_INTR:
       ++exit_counts_[static_cast<size_t>(ExitKind::kInterrupted)];

@@ -91,7 +91,8 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmCon
 
 absl::Status Vm::CreateDevices(Console* console, absl::Time vmm_start) {
   auto add = [this](uint64_t base, uint64_t length, std::shared_ptr<BusDevice> device) {
-    absl::StatusOr<BusRegistration> registration = pio_bus_.Register(base, length, std::move(device));
+    absl::StatusOr<BusRegistration> registration =
+        pio_bus_.Register(base, length, std::move(device));
     if (!registration.ok()) return registration.status();
     registrations_.push_back(std::move(*registration));
     return absl::OkStatus();
@@ -105,8 +106,9 @@ absl::Status Vm::CreateDevices(Console* console, absl::Time vmm_start) {
   auto i8042 = std::make_shared<I8042>([stop] { stop->Request(StopReason::kReset); });
   MINIVMM_RETURN_IF_ERROR(add(I8042::kBasePort, I8042::kPortSpan, i8042));
   MINIVMM_RETURN_IF_ERROR(add(kRtcPort, CmosRtc::kPortSpan, std::make_shared<CmosRtc>()));
-  MINIVMM_RETURN_IF_ERROR(add(kAcpiSleepControlPort, 1, std::make_shared<AcpiSleepControl>(
-                                  [stop] { stop->Request(StopReason::kPowerOff); })));
+  MINIVMM_RETURN_IF_ERROR(add(kAcpiSleepControlPort, 1, std::make_shared<AcpiSleepControl>([stop] {
+                                stop->Request(StopReason::kPowerOff);
+                              })));
   debug_port_ = std::make_shared<BootDebugPort>(vmm_start, [](absl::Duration elapsed) {
     Log(LogLevel::kInfo, "boot marker: guest init started %.3f s after minivmm started",
         absl::ToDoubleSeconds(elapsed));

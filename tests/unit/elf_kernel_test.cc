@@ -17,9 +17,9 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/test_images.h"
 #include "guest-firmware/bzimage.h"
 #include "guest-firmware/kernel_payload.h"
+#include "tests/unit/test_images.h"
 #include "vmm/guest_memory.h"
 
 namespace minivmm {

@@ -19,9 +19,9 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/test_images.h"
 #include "guest-firmware/bzimage.h"
 #include "guest-firmware/elf_kernel.h"
+#include "tests/unit/test_images.h"
 
 namespace minivmm {
 namespace {

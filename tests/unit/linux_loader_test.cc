@@ -20,8 +20,8 @@
 #include "guest-firmware/bzimage.h"
 #include "guest-firmware/e820.h"
 #include "guest-firmware/kernel_image.h"
-#include "tests/unit/test_images.h"
 #include "guest-firmware/long_mode.h"
+#include "tests/unit/test_images.h"
 #include "vmm/guest_memory.h"
 #include "vmm/memory_layout.h"
 
@@ -379,14 +379,13 @@ TEST_F(LinuxLoaderTest, RejectsInitramfsTooBigForMemory) {
   EXPECT_THAT(Message(entry), AllOf(HasSubstr("initramfs"), HasSubstr("raise [vm] memory_mib")));
 }
 
-
 // ---- An uncompressed vmlinux (ELF64): loaded by segments, entered at its ELF entry point.
 
 constexpr uint64_t kVmlinuxBase = 16 * kMiB;  // where x86-64 kernels link (LOAD_PHYSICAL_ADDR)
 
 KernelImage TinyVmlinuxImage(uint64_t paddr, size_t file_bytes, size_t bss) {
-  absl::StatusOr<KernelImage> image =
-      KernelImageFromVmlinux(testing_images::TinyVmlinux(paddr, file_bytes, bss), "tiny-vmlinux", nullptr);
+  absl::StatusOr<KernelImage> image = KernelImageFromVmlinux(
+      testing_images::TinyVmlinux(paddr, file_bytes, bss), "tiny-vmlinux", nullptr);
   EXPECT_TRUE(image.ok()) << image.status();
   return std::move(*image);
 }
@@ -408,8 +407,9 @@ TEST(LinuxLoaderVmlinuxTest, ZeroPageCarriesASynthesizedHeader) {
   GuestMemory memory = Memory(64 * kMiB);
   ASSERT_TRUE(LoadImage(memory, kernel, "console=ttyS0").ok());
   boot_params params;
-  ASSERT_TRUE(memory.Read(layout::kZeroPageAddress,
-                          std::span(reinterpret_cast<uint8_t*>(&params), sizeof(params)))
+  ASSERT_TRUE(memory
+                  .Read(layout::kZeroPageAddress,
+                        std::span(reinterpret_cast<uint8_t*>(&params), sizeof(params)))
                   .ok());
   EXPECT_EQ(params.hdr.header, 0x53726448u);
   EXPECT_EQ(params.hdr.boot_flag, 0xaa55);
@@ -424,8 +424,9 @@ TEST(LinuxLoaderVmlinuxTest, PlacesTheInitramfsAboveTheKernelsBss) {
   absl::StatusOr<LinuxEntry> entry = LoadImage(memory, kernel, "console=ttyS0", initramfs);
   ASSERT_TRUE(entry.ok()) << entry.status();
   boot_params params;
-  ASSERT_TRUE(memory.Read(layout::kZeroPageAddress,
-                          std::span(reinterpret_cast<uint8_t*>(&params), sizeof(params)))
+  ASSERT_TRUE(memory
+                  .Read(layout::kZeroPageAddress,
+                        std::span(reinterpret_cast<uint8_t*>(&params), sizeof(params)))
                   .ok());
   EXPECT_GE(params.hdr.ramdisk_image, kernel.elf.physical_end);
   EXPECT_EQ(params.hdr.ramdisk_size, initramfs.size());
@@ -439,7 +440,10 @@ TEST(LinuxLoaderVmlinuxTest, MapsAFileBackedKernelCopyOnWrite) {
   const std::vector<uint8_t> elf =
       testing_images::TinyVmlinux(kVmlinuxBase + 0x10, 3 * 4096, 4096, 0x1010);
   const std::string path = ::testing::TempDir() + "/mapped-vmlinux";
-  { std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(elf.data()), elf.size()); }
+  {
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(elf.data()), elf.size());
+  }
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
   absl::StatusOr<SharedBytes> bytes = SharedBytes::MapFile(fd, 0, elf.size(), path);

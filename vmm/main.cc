@@ -1,4 +1,5 @@
 // minivmm: boots a Linux guest on KVM from a vm.toml description.
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -73,6 +74,9 @@ bool ParseLogLevel(const std::string& name, minivmm::LogLevel* level) {
 int main(int argc, char** argv) {
   const absl::Time start = absl::Now();
   if (HandleHelpOrVersion(argc, argv)) return 0;
+  // A reader of the console that goes away (`minivmm ... | head`) must not kill minivmm
+  // before it tears the VM down: writes then fail with EPIPE, which the console ignores.
+  std::signal(SIGPIPE, SIG_IGN);
   absl::SetProgramUsageMessage(kUsage);
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
 

@@ -66,9 +66,12 @@ TEST_F(ConsoleOnTerminalTest, CtrlAThenXQuitsAndKeepsWhatCameBefore) {
 TEST_F(ConsoleOnTerminalTest, CtrlATwiceSendsOneCtrlAAndCtrlCPassesThrough) {
   absl::StatusOr<std::unique_ptr<Console>> console = Console::Create(SerialMode::kStdio, {});
   ASSERT_TRUE(console.ok());
-  const Console::Input input = Type(**console, "a\x01\x01" "b\x03");
+  const Console::Input input = Type(**console,
+                                    "a\x01\x01"
+                                    "b\x03");
   EXPECT_FALSE(input.quit);
-  EXPECT_EQ(input.bytes, std::string("a\x01" "b\x03"));
+  EXPECT_EQ(input.bytes, std::string("a\x01"
+                                     "b\x03"));
 }
 
 TEST_F(ConsoleOnTerminalTest, EscapeSplitAcrossReadsStillQuits) {

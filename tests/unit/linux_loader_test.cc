@@ -84,24 +84,14 @@ constexpr uint32_t kFakeInitSize = 16 * kMiB;
 constexpr size_t kFakeKernelBytes = 8192;
 
 BzImage FakeKernel(uint32_t initrd_addr_max = 0x7fffffff) {
-  constexpr size_t kSetupSects = 1;
-  std::vector<uint8_t> file((kSetupSects + 1) * 512 + kFakeKernelBytes);
-  setup_header hdr{};
-  hdr.setup_sects = kSetupSects;
-  hdr.syssize = kFakeKernelBytes / 16;
-  hdr.boot_flag = 0xaa55;
-  hdr.jump = static_cast<uint16_t>(0xeb | ((0x1f1 + sizeof(setup_header) - 0x202) << 8));
-  hdr.header = 0x53726448;  // "HdrS"
-  hdr.version = 0x020f;
-  hdr.loadflags = LOADED_HIGH;
-  hdr.initrd_addr_max = initrd_addr_max;
-  hdr.cmdline_size = kFakeCmdlineSize;
-  hdr.xloadflags = XLF_KERNEL_64;
-  hdr.init_size = kFakeInitSize;
-  std::memcpy(file.data() + 0x1f1, &hdr, sizeof(hdr));
-  for (size_t i = (kSetupSects + 1) * 512; i < file.size(); ++i) {
-    file[i] = static_cast<uint8_t>(i ^ 0x5a);
-  }
+  std::vector<uint8_t> kernel(kFakeKernelBytes);
+  for (size_t i = 0; i < kernel.size(); ++i) kernel[i] = static_cast<uint8_t>((i + 1024) ^ 0x5a);
+  std::vector<uint8_t> file =
+      testing_images::BzImageWithPayload(kernel, [initrd_addr_max](setup_header& hdr) {
+        hdr.initrd_addr_max = initrd_addr_max;
+        hdr.cmdline_size = kFakeCmdlineSize;
+        hdr.init_size = kFakeInitSize;
+      });
   absl::StatusOr<BzImage> image = ParseBzImage(std::move(file), "fake-bzImage");
   EXPECT_TRUE(image.ok()) << image.status();
   return std::move(*image);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <span>
 #include <vector>
@@ -67,8 +68,10 @@ inline std::vector<uint8_t> Gzip(std::span<const uint8_t> bytes) {
 }
 
 // A bzImage file (protocol 2.15, one setup sector) whose protected-mode part is `payload`,
-// announced through payload_offset/payload_length.
-inline std::vector<uint8_t> BzImageWithPayload(std::span<const uint8_t> payload) {
+// announced through payload_offset/payload_length. `adjust` may change header fields.
+inline std::vector<uint8_t> BzImageWithPayload(
+    std::span<const uint8_t> payload,
+    const std::function<void(setup_header&)>& adjust = [](setup_header&) {}) {
   constexpr size_t kSetupSects = 1;
   const size_t setup = (kSetupSects + 1) * 512;
   std::vector<uint8_t> file(setup + payload.size());
@@ -85,6 +88,7 @@ inline std::vector<uint8_t> BzImageWithPayload(std::span<const uint8_t> payload)
   hdr.init_size = 16 << 20;
   hdr.payload_offset = 0;
   hdr.payload_length = static_cast<uint32_t>(payload.size());
+  adjust(hdr);
   std::memcpy(file.data() + 0x1f1, &hdr, sizeof(hdr));
   std::memcpy(file.data() + setup, payload.data(), payload.size());
   return file;

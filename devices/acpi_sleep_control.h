@@ -16,7 +16,6 @@ namespace minivmm {
 
 // Where the FADT points both registers (an 8-bit System I/O generic address).
 inline constexpr uint16_t kAcpiSleepControlPort = 0x3c0;
-inline constexpr uint8_t kAcpiSleepControlBitWidth = 8;
 // SLP_TYP value for S5 (soft off); the DSDT's \_S5 package must carry it as its first element.
 inline constexpr uint8_t kAcpiSleepTypeS5 = 5;
 

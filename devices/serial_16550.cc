@@ -48,11 +48,6 @@ size_t Serial16550::EnqueueInput(std::span<const uint8_t> bytes) {
   return accepted;
 }
 
-bool Serial16550::WaitForInputSpace(absl::Duration timeout) {
-  absl::MutexLock lock(&mutex_);
-  return mutex_.AwaitWithTimeout(absl::Condition(this, &Serial16550::CanAcceptInput), timeout);
-}
-
 uint8_t Serial16550::ReadRegister(uint64_t offset) {
   switch (offset) {
     case uart::kRbrThr: {
@@ -200,8 +195,6 @@ size_t Serial16550::RxSpace() const {
   size_t capacity = fifos_enabled_ ? kRxFifoCapacity : 1;
   return rx_fifo_.size() >= capacity ? 0 : capacity - rx_fifo_.size();
 }
-
-bool Serial16550::CanAcceptInput() const { return !loopback() && RxSpace() > 0; }
 
 bool Serial16550::dlab() const { return (lcr_ & uart::kLcrDlab) != 0; }
 

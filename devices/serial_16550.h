@@ -43,12 +43,8 @@ class Serial16550 : public BusDevice {
   // Host input for the guest, from any non-vCPU thread. Returns how many leading bytes of
   // `bytes` were accepted: fewer than all when the receive FIFO fills, and none while the
   // guest holds the UART in loopback (the serial input is disconnected then). Callers keep the
-  // rest and retry, e.g. after WaitForInputSpace.
+  // rest and retry later (minivmm's main loop retries every 10 ms while input waits).
   size_t EnqueueInput(std::span<const uint8_t> bytes);
-
-  // Blocks until EnqueueInput would accept at least one byte or the timeout passes. Returns
-  // whether input can be accepted now.
-  bool WaitForInputSpace(absl::Duration timeout);
 
  private:
   uint8_t ReadRegister(uint64_t offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
@@ -62,7 +58,6 @@ class Serial16550 : public BusDevice {
   uint8_t LineStatus() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   uint8_t ModemInputLines() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   size_t RxSpace() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  bool CanAcceptInput() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   bool dlab() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   bool loopback() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Drives the IRQ line to match the current state. Runs under mutex_ so that level changes

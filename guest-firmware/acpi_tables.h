@@ -24,6 +24,7 @@ struct AcpiMachine {
   uint32_t num_cpus = 1;
   uint64_t base_address = 0;        // guest-physical address the blob is placed at
   uint16_t sleep_control_port = 0;  // I/O port of the sleep control/status register
+  uint8_t s5_sleep_type = 5;        // SLP_TYP that register takes for S5 (soft off), put in \_S5
   uint64_t lapic_address = 0;
   uint64_t ioapic_address = 0;
   std::vector<AcpiLegacyDevice> legacy_devices;

@@ -51,15 +51,6 @@ class FlexBuffer {
 
 }  // namespace
 
-kvm_cpuid_entry2* CpuidList::Find(uint32_t function, uint32_t index) {
-  for (kvm_cpuid_entry2& e : entries_) {
-    if (e.function != function) continue;
-    if ((e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) && e.index != index) continue;
-    return &e;
-  }
-  return nullptr;
-}
-
 absl::StatusOr<KvmSystem> KvmSystem::Open(const char* path) {
   UniqueFd fd(::open(path, O_RDWR | O_CLOEXEC));
   if (!fd.valid()) {

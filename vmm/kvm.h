@@ -24,8 +24,6 @@ class CpuidList {
   explicit CpuidList(std::vector<kvm_cpuid_entry2> entries) : entries_(std::move(entries)) {}
   std::vector<kvm_cpuid_entry2>& entries() { return entries_; }
   const std::vector<kvm_cpuid_entry2>& entries() const { return entries_; }
-  // Finds the entry for (function, index); index is ignored for leaves without subleaves.
-  kvm_cpuid_entry2* Find(uint32_t function, uint32_t index = 0);
 
  private:
   std::vector<kvm_cpuid_entry2> entries_;

@@ -7,22 +7,6 @@
 
 namespace minivmm {
 
-std::string_view StopReasonName(StopReason reason) {
-  switch (reason) {
-    case StopReason::kPowerOff:
-      return "guest powered off";
-    case StopReason::kReset:
-      return "guest reset";
-    case StopReason::kSignal:
-      return "signal";
-    case StopReason::kUserQuit:
-      return "console quit";
-    case StopReason::kError:
-      return "error";
-  }
-  return "?";
-}
-
 absl::StatusOr<std::unique_ptr<StopRequest>> StopRequest::Create() {
   UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!fd.valid()) return ErrnoError("eventfd");

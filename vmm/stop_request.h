@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <memory>
-#include <string_view>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -22,8 +21,6 @@ enum class StopReason {
   kUserQuit,  // the console escape (Ctrl-A x)
   kError,     // a VMM failure; see error()
 };
-
-std::string_view StopReasonName(StopReason reason);
 
 class StopRequest {
  public:

@@ -59,6 +59,7 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmCon
   machine.num_cpus = config.vcpus;
   machine.base_address = layout::kAcpiTablesAddress;
   machine.sleep_control_port = kAcpiSleepControlPort;
+  machine.s5_sleep_type = kAcpiSleepTypeS5;
   machine.lapic_address = layout::kLapicAddress;
   machine.ioapic_address = layout::kIoapicAddress;
   machine.legacy_devices = {

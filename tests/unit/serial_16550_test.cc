@@ -1,9 +1,7 @@
 #include "devices/serial_16550.h"
 
-#include <atomic>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -261,20 +259,6 @@ TEST_F(Serial16550Test, WideAccessIsIgnored) {
   EXPECT_EQ(In(kScr), 0);
   uart_.Read(kScr, wide);
   EXPECT_EQ(wide[0], 0x12);
-}
-
-TEST_F(Serial16550Test, WaitForInputSpaceTimesOutWhileFifoIsFull) {
-  Input("a");
-  EXPECT_FALSE(uart_.WaitForInputSpace(absl::Milliseconds(10)));
-}
-
-TEST_F(Serial16550Test, WaitForInputSpaceWakesWhenGuestDrainsFifo) {
-  Input("a");
-  std::atomic<bool> woke{false};
-  std::thread host([&] { woke = uart_.WaitForInputSpace(absl::Seconds(30)); });
-  EXPECT_EQ(In(kRbrThr), 'a');
-  host.join();
-  EXPECT_TRUE(woke);
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
 #include "vmm/guest_memory.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <limits>
 #include <numeric>
@@ -317,6 +320,26 @@ TEST(GuestMemoryZeroTest, ZeroesASubPageRange) {
   EXPECT_EQ(after[10], 0);
   EXPECT_EQ(after[29], 0);
   EXPECT_EQ(after[30], 0xff);
+}
+
+TEST(GuestMemoryMapFileTest, RejectsUnalignedOrOutOfRangeMappings) {
+  const GuestRegionSpec spec{0, 4 * 4096};
+  absl::StatusOr<GuestMemory> memory = GuestMemory::Create(std::span(&spec, 1));
+  ASSERT_TRUE(memory.ok());
+  const int fd = ::open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(memory->MapFile(100, 4096, fd, 0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(memory->MapFile(0, 100, fd, 0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(memory->MapFile(0, 4096, fd, 100).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(memory->MapFile(0, 8 * 4096, fd, 0).ok());  // past the end of guest RAM
+  // A valid mapping shows the file's first page to the guest.
+  ASSERT_TRUE(memory->MapFile(4096, 4096, fd, 0).ok());
+  uint8_t magic[4];
+  ASSERT_TRUE(memory->Read(4096, magic).ok());
+  EXPECT_EQ(std::string(magic, magic + 4),
+            "\x7f"
+            "ELF");
+  ::close(fd);
 }
 
 TEST(GuestMemoryZeroTest, RejectsARangeOutsideGuestRam) {

@@ -33,12 +33,25 @@ inline constexpr uint64_t kHighMemoryStart = 0x100000;
 // [3 GiB, 4 GiB) is left for 32-bit MMIO (PCI, IOAPIC, LAPIC); RAM beyond 3 GiB goes above 4 GiB.
 inline constexpr uint64_t kMmioHoleStart = 0xc0000000;
 inline constexpr uint64_t kMmioHoleEnd = 0x100000000;
+// Inside the hole: the window PCI BARs below 4 GiB are assigned from, then the PCI Express
+// enhanced configuration (ECAM) area for bus 0: 32 devices x 8 functions x 4 KiB (PCI Express
+// Base 4.0 §7.2.2), described to the guest by the ACPI MCFG table and reserved in the e820 map.
+inline constexpr uint64_t kPciMmio32Start = 0xc0000000;
+inline constexpr uint64_t kPciMmio32Size = 0x20000000;
+inline constexpr uint64_t kPciEcamAddress = 0xe0000000;
+inline constexpr uint64_t kPciEcamSize = 0x100000;
+// 64-bit BARs go above RAM (and never below 4 GiB), in a window of this size.
+inline constexpr uint64_t kPciMmio64Size = 64ull << 30;
 inline constexpr uint64_t kIoapicAddress = 0xfec00000;
 inline constexpr uint64_t kLapicAddress = 0xfee00000;
 
 // RAM regions for a guest with memory_bytes of RAM: one region below the MMIO hole and, when
 // memory_bytes exceeds it, a second one starting at 4 GiB.
 std::vector<GuestRegionSpec> RamRegions(uint64_t memory_bytes);
+
+// Start of the 64-bit PCI MMIO window for a guest with memory_bytes of RAM: the first 1 GiB
+// boundary at or above the end of RAM and at least 4 GiB.
+uint64_t PciMmio64Start(uint64_t memory_bytes);
 
 }  // namespace minivmm::layout
 

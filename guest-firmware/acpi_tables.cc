@@ -1,6 +1,8 @@
 #include "guest-firmware/acpi_tables.h"
 
+#include <optional>
 #include <string_view>
+#include <vector>
 
 #include "guest-firmware/aml.h"
 #include "guest-firmware/byte_writer.h"
@@ -48,6 +50,91 @@ void GenericAddress(ByteWriter& w, uint8_t space, uint8_t bit_width, uint8_t acc
   w.U64(address);
 }
 
+void Append(aml::Bytes& out, const aml::Bytes& more) {
+  out.insert(out.end(), more.begin(), more.end());
+}
+
+// PCI configuration mechanism #1: CONFIG_ADDRESS at 0xcf8, CONFIG_DATA at 0xcfc-0xcff (PCI Local
+// Bus 3.0 §3.2.2.3.2).
+constexpr uint16_t kPciConfigPorts = 0xcf8;
+constexpr uint8_t kPciConfigPortCount = 8;
+// A _PRT Address is the device number in the high word; 0xFFFF in the low word means any
+// function (ACPI 6.4 §6.2.13).
+constexpr uint32_t kPrtAnyFunction = 0xffff;
+constexpr uint8_t kPciSlots = 32;
+constexpr uint8_t kPciIntxPins = 4;  // INTA# .. INTD#
+
+// _CRS of the host bridge: the bus numbers it decodes and the windows it forwards (producer
+// ranges, which become the root bus's resources), plus the config-mechanism ports it consumes
+// itself (Linux's x86 code drops 0xcf8-0xcff from the windows it builds).
+aml::Bytes PciHostBridgeResources(const AcpiPciHostBridge& pci) {
+  std::vector<aml::Bytes> d = {
+      aml::WordBusNumber(0, pci.end_bus),
+      aml::IoPort(kPciConfigPorts, kPciConfigPorts, 1, kPciConfigPortCount),
+  };
+  if (pci.io.size > 0) {
+    d.push_back(aml::WordIo(static_cast<uint16_t>(pci.io.start),
+                            static_cast<uint16_t>(pci.io.start + pci.io.size - 1)));
+  }
+  if (pci.mmio32.size > 0) {
+    d.push_back(aml::DWordMemory(aml::ResourceUsage::kProducer,
+                                 static_cast<uint32_t>(pci.mmio32.start),
+                                 static_cast<uint32_t>(pci.mmio32.start + pci.mmio32.size - 1)));
+  }
+  if (pci.mmio64.size > 0) {
+    d.push_back(aml::QWordMemory(aml::ResourceUsage::kProducer, pci.mmio64.start,
+                                 pci.mmio64.start + pci.mmio64.size - 1));
+  }
+  return aml::ResourceTemplate(d);
+}
+
+// _PRT (ACPI 6.4 §6.2.13): Package { Address, Pin, Source, Source Index } per slot and pin.
+// Source Zero says there is no interrupt link device and Source Index is the GSI itself. Slot 0
+// is the host bridge, which raises no interrupt.
+aml::Bytes PciRoutingTable() {
+  std::vector<aml::Bytes> entries;
+  for (uint8_t slot = 1; slot < kPciSlots; ++slot) {
+    for (uint8_t pin = 0; pin < kPciIntxPins; ++pin) {
+      entries.push_back(
+          aml::Package({aml::Integer(uint32_t{slot} << 16 | kPrtAnyFunction), aml::Integer(pin),
+                        aml::Integer(0), aml::Integer(PciIntxGsi(slot, pin))}));
+    }
+  }
+  return aml::Package(entries);
+}
+
+// \_SB.PCI0. Linux's root bridge driver binds to PNP0A03 (here the _CID) and takes a PNP0A08
+// _HID to mean PCI Express: extended config space through the MCFG's ECAM. _SEG (§6.5.6) and
+// _BBN (§6.5.5) name segment 0, bus 0, matching the MCFG allocation. No _ADR: a device with a
+// _HID should not have one (ACPI 6.4 §6.1), and Linux does not read it for a root bridge.
+aml::Bytes PciHostBridgeDevice(const AcpiPciHostBridge& pci) {
+  aml::Bytes body = aml::Name("_HID", aml::EisaId("PNP0A08"));
+  Append(body, aml::Name("_CID", aml::EisaId("PNP0A03")));
+  Append(body, aml::Name("_SEG", aml::Integer(0)));
+  Append(body, aml::Name("_UID", aml::Integer(0)));
+  Append(body, aml::Name("_BBN", aml::Integer(0)));
+  Append(body, aml::Name("_CRS", PciHostBridgeResources(pci)));
+  Append(body, aml::Name("_PRT", PciRoutingTable()));
+  return aml::Device("PCI0", body);
+}
+
+// \_SB.MRES: the ECAM area as a motherboard resource (PNP0C02). Linux uses an MCFG region only
+// if firmware reserved it, in the e820 map or, once ACPI is up, in the _CRS of a PNP0C01/PNP0C02
+// device (arch/x86/pci/mmconfig-shared.c, is_acpi_reserved); the PNP system driver then claims
+// it, so no BAR is ever placed over it.
+aml::Bytes EcamReservationDevice(const AcpiPciHostBridge& pci) {
+  const uint64_t end = pci.ecam_address + pci.EcamSize();
+  const aml::Bytes range =
+      end <= (uint64_t{1} << 32)
+          ? aml::Memory32Fixed(static_cast<uint32_t>(pci.ecam_address),
+                               static_cast<uint32_t>(pci.EcamSize()))
+          : aml::QWordMemory(aml::ResourceUsage::kConsumer, pci.ecam_address, end - 1);
+  aml::Bytes body = aml::Name("_HID", aml::EisaId("PNP0C02"));
+  Append(body, aml::Name("_UID", aml::Integer(0)));
+  Append(body, aml::Name("_CRS", aml::ResourceTemplate({range})));
+  return aml::Device("MRES", body);
+}
+
 // DSDT: \_S5 gives the SLP_TYP value (AcpiMachine::s5_sleep_type) that the sleep control register
 // then receives (see devices/acpi_sleep_control.h). A hardware-reduced guest has no 8259 PIC and
 // maps no ISA IRQ on its own, so legacy devices with an interrupt are described here: Linux's PNP
@@ -58,15 +145,15 @@ size_t WriteDsdt(ByteWriter& w, const AcpiMachine& m) {
   aml::Bytes devices;
   for (const AcpiLegacyDevice& d : m.legacy_devices) {
     aml::Bytes device = aml::Name("_HID", aml::EisaId(d.eisa_id));
-    const aml::Bytes uid = aml::Name("_UID", aml::Integer(d.uid));
-    device.insert(device.end(), uid.begin(), uid.end());
-    const aml::Bytes crs = aml::Name("_CRS", aml::IoResources(d.io_base, d.io_length, d.irq));
-    device.insert(device.end(), crs.begin(), crs.end());
-    const aml::Bytes node = aml::Device(d.name, device);
-    devices.insert(devices.end(), node.begin(), node.end());
+    Append(device, aml::Name("_UID", aml::Integer(d.uid)));
+    Append(device, aml::Name("_CRS", aml::IoResources(d.io_base, d.io_length, d.irq)));
+    Append(devices, aml::Device(d.name, device));
   }
-  const aml::Bytes scope = aml::Scope("\\_SB_", devices);
-  body.insert(body.end(), scope.begin(), scope.end());
+  if (m.pci) {
+    Append(devices, PciHostBridgeDevice(*m.pci));
+    Append(devices, EcamReservationDevice(*m.pci));
+  }
+  Append(body, aml::Scope("\\_SB_", devices));
   for (uint8_t b : body) w.U8(b);
   FinishTable(w, start);
   return start;
@@ -132,6 +219,20 @@ size_t WriteMadt(ByteWriter& w, const AcpiMachine& m) {
   return start;
 }
 
+// MCFG (PCI Firmware 3.2 §4.1.2): the header, 8 reserved bytes, then one allocation per ECAM
+// range: base address (of bus 0), PCI segment group, start bus, end bus, 4 reserved bytes.
+size_t WriteMcfg(ByteWriter& w, const AcpiPciHostBridge& pci) {
+  const size_t start = BeginTable(w, "MCFG", 1);
+  w.Zeros(8);
+  w.U64(pci.ecam_address);
+  w.U16(0);  // segment group, as the host bridge's _SEG
+  w.U8(0);   // start bus
+  w.U8(pci.end_bus);
+  w.U32(0);
+  FinishTable(w, start);
+  return start;
+}
+
 }  // namespace
 
 uint8_t AcpiChecksum(const uint8_t* data, size_t length) {
@@ -156,10 +257,13 @@ AcpiTables BuildAcpiTables(const AcpiMachine& m) {
   const size_t dsdt = WriteDsdt(w, m);
   const size_t fadt = WriteFadt(w, m, m.base_address + dsdt);
   const size_t madt = WriteMadt(w, m);
+  const std::optional<size_t> mcfg =
+      m.pci ? std::optional<size_t>(WriteMcfg(w, *m.pci)) : std::nullopt;
 
   const size_t xsdt = BeginTable(w, "XSDT", 1);
   w.U64(m.base_address + fadt);
   w.U64(m.base_address + madt);
+  if (mcfg) w.U64(m.base_address + *mcfg);
   FinishTable(w, xsdt);
 
   w.PatchU64(24, m.base_address + xsdt);

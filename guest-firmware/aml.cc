@@ -11,6 +11,21 @@ constexpr uint8_t kZeroOp = 0x00, kOneOp = 0x01, kNameOp = 0x08, kBytePrefix = 0
                   kBufferOp = 0x11, kPackageOp = 0x12, kExtOpPrefix = 0x5b, kDeviceOp = 0x82,
                   kRootChar = 0x5c;
 
+// Resource descriptor tags (§6.4.2 small items: name << 3 | length; §6.4.3 large items:
+// 0x80 | name, then a 16-bit length of what follows the 3-byte header).
+constexpr uint8_t kIrqTag = 0x22, kIoPortTag = 0x47, kEndTag = 0x79, kMemory32FixedTag = 0x86,
+                  kDWordAddressTag = 0x87, kWordAddressTag = 0x88, kQWordAddressTag = 0x8a;
+constexpr uint8_t kIoDecode16 = 1;  // I/O port descriptor information byte, bit 0
+constexpr uint8_t kReadWrite = 1;   // Memory32Fixed information byte / memory _RW, bit 0
+// Address space descriptors (§6.4.3.5.1-3): resource type, general flags, type-specific flags.
+constexpr uint8_t kMemoryRange = 0, kIoRange = 1, kBusNumberRange = 2;
+constexpr uint8_t kConsumer = 1 << 0, kMinFixed = 1 << 2, kMaxFixed = 1 << 3;  // _DEC 0: positive
+constexpr uint8_t kIoEntireRange = 3;  // _RNG: both ISA and non-ISA ports
+// Memory _MEM (bits 2:1) 0: non-cacheable. Only "prefetchable" (3) changes what Linux does with
+// a window (IORESOURCE_PREFETCH, which bars non-prefetchable BARs from it), so plain
+// non-cacheable windows take every BAR.
+constexpr uint8_t kMemoryNonCacheableReadWrite = kReadWrite;
+
 void Append(Bytes& out, const Bytes& more) { out.insert(out.end(), more.begin(), more.end()); }
 
 void AppendLittleEndian(Bytes& out, uint64_t value, int bytes) {
@@ -33,6 +48,26 @@ Bytes WithPkgLength(Bytes opcode, const Bytes& body) {
   Append(opcode, PkgLength(body.size()));
   Append(opcode, body);
   return opcode;
+}
+
+// The Word, DWord and QWord address space descriptors share one layout with `width`-byte
+// fields: type, general flags, type-specific flags, _GRA, _MIN, _MAX, _TRA, _LEN. A fixed range
+// (_MIF and _MAF set) must have granularity 0 and _LEN = _MAX - _MIN + 1 (§6.4.3.5, Table
+// "Valid combinations of address space descriptor fields").
+Bytes AddressSpace(uint8_t tag, int width, uint8_t type, ResourceUsage usage, uint8_t specific,
+                   uint64_t min, uint64_t max) {
+  const uint8_t general =
+      kMinFixed | kMaxFixed | (usage == ResourceUsage::kConsumer ? kConsumer : 0);
+  Bytes body{type, general, specific};
+  AppendLittleEndian(body, 0, width);  // _GRA
+  AppendLittleEndian(body, min, width);
+  AppendLittleEndian(body, max, width);
+  AppendLittleEndian(body, 0, width);  // _TRA: CPU and bus addresses are the same
+  AppendLittleEndian(body, max - min + 1, width);
+  Bytes out{tag};
+  AppendLittleEndian(out, body.size(), 2);
+  Append(out, body);
+  return out;
 }
 
 }  // namespace
@@ -100,30 +135,74 @@ Bytes Device(std::string_view name, const Bytes& body) {
   return WithPkgLength({kExtOpPrefix, kDeviceOp}, inner);
 }
 
-Bytes PackageOfIntegers(const std::vector<uint64_t>& values) {
-  Bytes inner{static_cast<uint8_t>(values.size())};
-  for (uint64_t v : values) Append(inner, Integer(v));
+Bytes Buffer(const Bytes& data) {
+  Bytes inner = Integer(data.size());  // BufferSize
+  Append(inner, data);
+  return WithPkgLength({kBufferOp}, inner);
+}
+
+Bytes Package(const std::vector<Bytes>& elements) {
+  Bytes inner{static_cast<uint8_t>(elements.size())};  // NumElements
+  for (const Bytes& e : elements) Append(inner, e);
   return WithPkgLength({kPackageOp}, inner);
 }
 
+Bytes PackageOfIntegers(const std::vector<uint64_t>& values) {
+  std::vector<Bytes> elements;
+  for (uint64_t v : values) elements.push_back(Integer(v));
+  return Package(elements);
+}
+
+Bytes ResourceTemplate(const std::vector<Bytes>& descriptors) {
+  Bytes resources;
+  for (const Bytes& d : descriptors) Append(resources, d);
+  Append(resources, {kEndTag, 0x00});
+  return Buffer(resources);
+}
+
+Bytes IoPort(uint16_t min, uint16_t max, uint8_t alignment, uint8_t length) {
+  Bytes out{kIoPortTag, kIoDecode16};
+  AppendLittleEndian(out, min, 2);
+  AppendLittleEndian(out, max, 2);
+  Append(out, {alignment, length});
+  return out;
+}
+
+Bytes IrqNoFlags(uint8_t irq) {
+  const uint16_t mask = static_cast<uint16_t>(1u << irq);
+  return {kIrqTag, static_cast<uint8_t>(mask), static_cast<uint8_t>(mask >> 8)};
+}
+
+Bytes Memory32Fixed(uint32_t base, uint32_t length) {
+  Bytes out{kMemory32FixedTag, 9, 0, kReadWrite};
+  AppendLittleEndian(out, base, 4);
+  AppendLittleEndian(out, length, 4);
+  return out;
+}
+
+Bytes WordBusNumber(uint16_t min, uint16_t max) {
+  return AddressSpace(kWordAddressTag, 2, kBusNumberRange, ResourceUsage::kProducer, 0, min, max);
+}
+
+Bytes WordIo(uint16_t min, uint16_t max) {
+  return AddressSpace(kWordAddressTag, 2, kIoRange, ResourceUsage::kProducer, kIoEntireRange, min,
+                      max);
+}
+
+Bytes DWordMemory(ResourceUsage usage, uint32_t min, uint32_t max) {
+  return AddressSpace(kDWordAddressTag, 4, kMemoryRange, usage, kMemoryNonCacheableReadWrite, min,
+                      max);
+}
+
+Bytes QWordMemory(ResourceUsage usage, uint64_t min, uint64_t max) {
+  return AddressSpace(kQWordAddressTag, 8, kMemoryRange, usage, kMemoryNonCacheableReadWrite, min,
+                      max);
+}
+
 Bytes IoResources(uint16_t base, uint8_t length, int irq) {
-  Bytes resources = {0x47,
-                     0x01,  // I/O port descriptor, 16-bit decode
-                     static_cast<uint8_t>(base),
-                     static_cast<uint8_t>(base >> 8),
-                     static_cast<uint8_t>(base),
-                     static_cast<uint8_t>(base >> 8),
-                     0x01,
-                     length};  // alignment, length
-  if (irq >= 0) {
-    const uint16_t mask = static_cast<uint16_t>(1u << irq);
-    // IRQ descriptor without flags byte: edge-triggered, active high (an ISA IRQ).
-    Append(resources, {0x22, static_cast<uint8_t>(mask), static_cast<uint8_t>(mask >> 8)});
-  }
-  Append(resources, {0x79, 0x00});  // end tag; checksum 0 means "not checked"
-  Bytes inner = Integer(resources.size());
-  Append(inner, resources);
-  return WithPkgLength({kBufferOp}, inner);
+  std::vector<Bytes> descriptors = {IoPort(base, base, 1, length)};
+  if (irq >= 0) descriptors.push_back(IrqNoFlags(static_cast<uint8_t>(irq)));
+  return ResourceTemplate(descriptors);
 }
 
 }  // namespace minivmm::aml

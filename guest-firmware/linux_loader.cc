@@ -109,7 +109,7 @@ absl::StatusOr<LinuxEntry> LoadLinux(GuestMemory& memory, const LinuxBootInputs&
   }
   std::vector<GuestRegionSpec> ram;
   for (const auto& r : memory.regions()) ram.push_back({r.guest_address, r.size});
-  const std::vector<boot_e820_entry> e820 = BuildE820Map(ram);
+  const std::vector<boot_e820_entry> e820 = BuildE820Map(ram, in.reserved_ranges);
   zp.e820 = e820;
   MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<boot_params> params, BuildZeroPage(hdr, zp));
   MINIVMM_RETURN_IF_ERROR(memory.WriteObject(layout::kZeroPageAddress, *params));

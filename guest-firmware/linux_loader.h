@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "guest-firmware/kernel_image.h"
@@ -19,6 +20,9 @@ struct LinuxBootInputs {
   std::span<const uint8_t> initramfs;  // empty: none
   std::string_view cmdline;
   uint64_t rsdp_address = 0;
+  // Address ranges the e820 map marks reserved besides the legacy BIOS area, e.g. the PCI ECAM
+  // area (see BuildE820Map).
+  std::vector<GuestRegionSpec> reserved_ranges;
 };
 
 struct LinuxEntry {

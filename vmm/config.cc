@@ -61,10 +61,21 @@ constexpr KeySpec kSerialKeys[] = {
     {"mode", R"(set mode = "stdio", "file" or "none")"},
     {"path", R"(set path to the file that receives serial output, with mode = "file")"},
 };
+constexpr KeySpec kDiskKeys[] = {
+    {"path", "set path to a raw disk image file (its size a multiple of 512 bytes)"},
+    {"read_only", "set read_only = true to refuse guest writes, or false"},
+    {"serial", "set serial to up to 20 ASCII characters the guest reads as the disk's serial"},
+};
+constexpr KeySpec kRngKeys[] = {
+    {"enabled", "set enabled = true for a virtio-rng device (host getrandom), or false"},
+};
 constexpr SectionSpec kVmSection = {"vm", kVmKeys};
 constexpr SectionSpec kBootSection = {"boot", kBootKeys};
 constexpr SectionSpec kSerialSection = {"serial", kSerialKeys};
-constexpr SectionSpec kSections[] = {kVmSection, kBootSection, kSerialSection};
+constexpr SectionSpec kDiskSection = {"disk", kDiskKeys};
+constexpr SectionSpec kRngSection = {"rng", kRngKeys};
+constexpr SectionSpec kSections[] = {kVmSection, kBootSection, kSerialSection, kDiskSection,
+                                     kRngSection};
 
 // One 4 KiB page with the terminating NUL: an upper bound for any kernel. The real limit is
 // per-image (Linux boot protocol 2.06+, hdr.cmdline_size; 2047 on x86-64), so the kernel loader
@@ -86,8 +97,10 @@ template <typename T>
 constexpr std::string_view ExpectedTypeName() {
   if constexpr (std::is_same_v<T, std::string>) {
     return "a string";
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return "true or false";
   } else {
-    static_assert(std::is_same_v<T, int64_t>, "the config has only strings and integers");
+    static_assert(std::is_same_v<T, int64_t>, "the config has only strings, integers, booleans");
     return "an integer";
   }
 }
@@ -174,6 +187,12 @@ class Section {
                    absl::StrFormat("must be between %d and %d, got %d", min, max, **value));
     }
     out = static_cast<Int>(**value);
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadBool(std::string_view key, bool& out) const {
+    MINIVMM_ASSIGN_OR_RETURN(const toml::value<bool>* value, Get<bool>(key));
+    if (value != nullptr) out = **value;
     return absl::OkStatus();
   }
 
@@ -280,6 +299,7 @@ absl::Status CheckKnownSections(const fs::path& config_path, const toml::table& 
     std::string_view name = key.str();
     auto known = [name](const SectionSpec& spec) { return spec.name == name; };
     if (std::any_of(std::begin(kSections), std::end(kSections), known)) continue;
+    // (Section types are checked where each is opened.)
     std::string valid = absl::StrJoin(kSections, ", ", [](std::string* out, const SectionSpec& s) {
       absl::StrAppendFormat(out, "[%s]", s.name);
     });
@@ -357,6 +377,68 @@ absl::Status ParseSerial(const Section& serial, VmConfig& config) {
   return absl::OkStatus();
 }
 
+absl::Status ParseDisk(const Section& disk, const toml::table& table, VmConfig& config) {
+  DiskConfig entry;
+  MINIVMM_ASSIGN_OR_RETURN(std::optional<fs::path> path,
+                           disk.ReadPath("path", PathCheck::kReadableFile));
+  if (!path.has_value()) return disk.MissingKeyError("path", "is required");
+  entry.path = std::move(*path);
+  MINIVMM_RETURN_IF_ERROR(disk.ReadBool("read_only", entry.read_only));
+  MINIVMM_ASSIGN_OR_RETURN(const toml::value<std::string>* serial, disk.Get<std::string>("serial"));
+  if (serial != nullptr) {
+    const std::string& text = **serial;
+    const bool printable =
+        std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+    if (text.size() > kMaxDiskSerialBytes || !printable) {
+      return disk.Error(*serial, "serial",
+                        absl::StrFormat("must be at most %d printable ASCII characters, got \"%s\"",
+                                        kMaxDiskSerialBytes, text));
+    }
+    entry.serial = text;
+  }
+  for (const DiskConfig& other : config.disks) {
+    // Two devices writing one image corrupt it; the file lock would catch it later, but the
+    // config line is the better place to say so.
+    if (other.path == entry.path) {
+      return disk.Error(
+          *table.get("path"), "path",
+          absl::StrFormat("'%s' is already used by another [[disk]]", entry.path.string()),
+          "give each [[disk]] its own image file");
+    }
+  }
+  config.disks.push_back(std::move(entry));
+  return absl::OkStatus();
+}
+
+// [[disk]] is an array of tables, one per disk.
+absl::Status ParseDisks(const fs::path& config_path, const toml::table& root, VmConfig& config) {
+  const toml::node* node = root.get(kDiskSection.name);
+  if (node == nullptr) return absl::OkStatus();
+  const toml::array* disks = node->as_array();
+  if (disks == nullptr || !disks->is_array_of_tables()) {
+    return ErrorAt(config_path, node->source(), "disk must be an array of tables",
+                   "write each disk as its own [[disk]] section (two pairs of brackets)");
+  }
+  if (disks->size() > kMaxDisks) {
+    return ErrorAt(config_path, node->source(),
+                   absl::StrFormat("%d [[disk]] sections, more than %d", disks->size(), kMaxDisks),
+                   "attach fewer disks");
+  }
+  for (const toml::node& element : *disks) {
+    const toml::table& table = *element.as_table();
+    Section disk(config_path, kDiskSection, &table);
+    MINIVMM_RETURN_IF_ERROR(disk.CheckKnownKeys());
+    MINIVMM_RETURN_IF_ERROR(ParseDisk(disk, table, config));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseRng(const Section& rng, VmConfig& config) {
+  if (!rng.present()) return absl::OkStatus();
+  config.rng = true;
+  return rng.ReadBool("enabled", config.rng);
+}
+
 }  // namespace
 
 absl::StatusOr<VmConfig> ParseVmConfig(std::string_view toml_text,
@@ -381,6 +463,9 @@ absl::StatusOr<VmConfig> ParseVmConfig(std::string_view toml_text,
   MINIVMM_RETURN_IF_ERROR(ParseBoot(boot, config));
   MINIVMM_ASSIGN_OR_RETURN(Section serial, OpenSection(config_path, root, kSerialSection));
   MINIVMM_RETURN_IF_ERROR(ParseSerial(serial, config));
+  MINIVMM_RETURN_IF_ERROR(ParseDisks(config_path, root, config));
+  MINIVMM_ASSIGN_OR_RETURN(Section rng, OpenSection(config_path, root, kRngSection));
+  MINIVMM_RETURN_IF_ERROR(ParseRng(rng, config));
   return config;
 }
 

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -23,6 +24,16 @@ inline constexpr uint32_t kMaxVcpus = 64;
 inline constexpr uint64_t kMinMemoryMib = 32;
 inline constexpr uint64_t kMaxMemoryMib = 1024 * 1024;  // 1 TiB
 
+// [[disk]]: a virtio-blk disk backed by a raw image file.
+struct DiskConfig {
+  std::filesystem::path path;
+  bool read_only = false;
+  std::string serial;  // what the guest sees as the disk's serial (VIRTIO_BLK_T_GET_ID)
+};
+
+inline constexpr size_t kMaxDisks = 16;
+inline constexpr size_t kMaxDiskSerialBytes = 20;  // VIRTIO_BLK_ID_BYTES
+
 struct VmConfig {
   // [vm]
   std::string name = "minivmm";
@@ -37,6 +48,10 @@ struct VmConfig {
   // [serial]
   SerialMode serial_mode = SerialMode::kStdio;
   std::filesystem::path serial_path;  // only for SerialMode::kFile
+  // [[disk]], in PCI slot order.
+  std::vector<DiskConfig> disks;
+  // [rng]: a virtio-rng device fed from the host's getrandom().
+  bool rng = false;
 };
 
 // Parses TOML text. config_path names the file in messages and anchors relative paths.

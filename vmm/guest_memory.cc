@@ -145,4 +145,13 @@ absl::StatusOr<std::span<uint8_t>> GuestMemory::Slice(uint64_t gpa, uint64_t len
   return std::span<uint8_t>(r->host + (gpa - r->guest_address), length);
 }
 
+absl::StatusOr<std::span<const uint8_t>> GuestMemory::Slice(uint64_t gpa, uint64_t length) const {
+  const Region* r = Find(gpa, length);
+  if (r == nullptr) {
+    return absl::OutOfRangeError(
+        absl::StrFormat("guest memory range [%#x, +%#x) is outside guest RAM", gpa, length));
+  }
+  return std::span<const uint8_t>(r->host + (gpa - r->guest_address), length);
+}
+
 }  // namespace minivmm

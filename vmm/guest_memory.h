@@ -52,6 +52,8 @@ class GuestMemory {
 
   // Host view of [gpa, gpa + length), which must lie inside one region.
   absl::StatusOr<std::span<uint8_t>> Slice(uint64_t gpa, uint64_t length);
+  // Read-only host view, for code that holds a const GuestMemory& (e.g. a virtio ChainReader).
+  absl::StatusOr<std::span<const uint8_t>> Slice(uint64_t gpa, uint64_t length) const;
 
   template <typename T>
   absl::Status WriteObject(uint64_t gpa, const T& value) {

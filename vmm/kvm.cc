@@ -33,6 +33,8 @@ static_assert(sizeof(FlexHeader) == 8);
 constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, FlexHeader);
 constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, FlexHeader);
 constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, FlexHeader);
+// struct kvm_irq_routing is {u32 nr; u32 flags; entries[]}: the same 8-byte header.
+constexpr unsigned long kSetGsiRouting = _IOW(KVMIO, 0x6a, FlexHeader);
 
 // A FlexHeader followed by `count` entries, in an 8-byte aligned buffer.
 template <typename Entry>
@@ -83,6 +85,10 @@ absl::StatusOr<KvmSystem> KvmSystem::Open(const char* path) {
   MINIVMM_RETURN_IF_ERROR(kvm.RequireExtension(KVM_CAP_PIT2, "KVM_CAP_PIT2"));
   MINIVMM_RETURN_IF_ERROR(kvm.RequireExtension(KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"));
   MINIVMM_RETURN_IF_ERROR(kvm.RequireExtension(KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"));
+  // Interrupt and notification plumbing without exits: MSI routes, irqfd, ioeventfd.
+  MINIVMM_RETURN_IF_ERROR(kvm.RequireExtension(KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING"));
+  MINIVMM_RETURN_IF_ERROR(kvm.RequireExtension(KVM_CAP_IRQFD, "KVM_CAP_IRQFD"));
+  MINIVMM_RETURN_IF_ERROR(kvm.RequireExtension(KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"));
   return kvm;
 }
 
@@ -156,6 +162,70 @@ absl::Status KvmVm::SetIrqLine(uint32_t gsi, bool level) {
     return ErrnoError(absl::StrFormat("KVM_IRQ_LINE(gsi %d)", gsi));
   }
   return absl::OkStatus();
+}
+
+absl::Status KvmVm::SetGsiRouting(std::span<const kvm_irq_routing_entry> entries) {
+  FlexBuffer<kvm_irq_routing_entry> buffer(entries.size());
+  // The header's second word is kvm_irq_routing.flags, which must be 0 (api.rst 4.52).
+  std::memcpy(buffer.entries(), entries.data(), entries.size() * sizeof(kvm_irq_routing_entry));
+  if (::ioctl(fd_.get(), kSetGsiRouting, buffer.header()) < 0) {
+    return ErrnoError(absl::StrFormat("KVM_SET_GSI_ROUTING(%d entries)", entries.size()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KvmVm::AddIrqfd(int event_fd, uint32_t gsi, int resample_fd) {
+  kvm_irqfd irqfd{};
+  irqfd.fd = static_cast<uint32_t>(event_fd);
+  irqfd.gsi = gsi;
+  if (resample_fd >= 0) {
+    irqfd.flags = KVM_IRQFD_FLAG_RESAMPLE;
+    irqfd.resamplefd = static_cast<uint32_t>(resample_fd);
+  }
+  if (::ioctl(fd_.get(), KVM_IRQFD, &irqfd) < 0) {
+    return ErrnoError(absl::StrFormat("KVM_IRQFD(assign fd %d to gsi %d)", event_fd, gsi));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KvmVm::RemoveIrqfd(int event_fd, uint32_t gsi) {
+  kvm_irqfd irqfd{};
+  irqfd.fd = static_cast<uint32_t>(event_fd);
+  irqfd.gsi = gsi;
+  // KVM_IRQFD_FLAG_RESAMPLE is only needed on assignment (api.rst 4.75).
+  irqfd.flags = KVM_IRQFD_FLAG_DEASSIGN;
+  if (::ioctl(fd_.get(), KVM_IRQFD, &irqfd) < 0) {
+    return ErrnoError(absl::StrFormat("KVM_IRQFD(deassign fd %d from gsi %d)", event_fd, gsi));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::Status IoeventfdIoctl(int vm_fd, uint64_t address, uint32_t length, int event_fd, bool pio,
+                            bool deassign) {
+  kvm_ioeventfd ioeventfd{};
+  ioeventfd.addr = address;
+  ioeventfd.len = length;
+  ioeventfd.fd = event_fd;
+  if (pio) ioeventfd.flags |= KVM_IOEVENTFD_FLAG_PIO;
+  if (deassign) ioeventfd.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+  if (::ioctl(vm_fd, KVM_IOEVENTFD, &ioeventfd) < 0) {
+    return ErrnoError(absl::StrFormat("KVM_IOEVENTFD(%s %s %#x, length %d, fd %d)",
+                                      deassign ? "deassign" : "assign", pio ? "port" : "mmio",
+                                      address, length, event_fd));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status KvmVm::AddIoeventfd(uint64_t address, uint32_t length, int event_fd, bool pio) {
+  return IoeventfdIoctl(fd_.get(), address, length, event_fd, pio, /*deassign=*/false);
+}
+
+absl::Status KvmVm::RemoveIoeventfd(uint64_t address, uint32_t length, int event_fd, bool pio) {
+  return IoeventfdIoctl(fd_.get(), address, length, event_fd, pio, /*deassign=*/true);
 }
 
 absl::StatusOr<std::unique_ptr<KvmVcpu>> KvmVm::CreateVcpu(uint32_t id) {

@@ -44,6 +44,23 @@ class KvmVm {
   absl::Status SetUserMemoryRegion(uint32_t slot, uint64_t guest_address, uint64_t size,
                                    void* host_address);
   absl::Status SetIrqLine(uint32_t gsi, bool level);
+  // KVM_SET_GSI_ROUTING (api.rst 4.52): replaces the whole GSI routing table, including the
+  // default PIC/IOAPIC routes KVM_CREATE_IRQCHIP installed, so callers pass the full table
+  // (vmm/gsi_router.h keeps it).
+  absl::Status SetGsiRouting(std::span<const kvm_irq_routing_entry> entries);
+  // KVM_IRQFD (api.rst 4.75): a write to event_fd injects `gsi` in the kernel, no exit to
+  // userspace. With resample_fd >= 0 (KVM_IRQFD_FLAG_RESAMPLE) the GSI acts as a level
+  // interrupt: KVM deasserts it on the guest's EOI and signals resample_fd.
+  absl::Status AddIrqfd(int event_fd, uint32_t gsi, int resample_fd = -1);
+  // KVM_IRQFD with KVM_IRQFD_FLAG_DEASSIGN; the pair must match an AddIrqfd.
+  absl::Status RemoveIrqfd(int event_fd, uint32_t gsi);
+  // KVM_IOEVENTFD (api.rst 4.59): a guest write of `length` bytes (0: any length, with
+  // KVM_CAP_IOEVENTFD_ANY_LENGTH) to `address` signals event_fd instead of exiting. Any value
+  // matches (no KVM_IOEVENTFD_FLAG_DATAMATCH). pio selects the port I/O space.
+  absl::Status AddIoeventfd(uint64_t address, uint32_t length, int event_fd, bool pio = false);
+  // KVM_IOEVENTFD with KVM_IOEVENTFD_FLAG_DEASSIGN; the arguments must match an AddIoeventfd,
+  // otherwise KVM answers ENOENT.
+  absl::Status RemoveIoeventfd(uint64_t address, uint32_t length, int event_fd, bool pio = false);
   absl::StatusOr<std::unique_ptr<KvmVcpu>> CreateVcpu(uint32_t id);
 
  private:

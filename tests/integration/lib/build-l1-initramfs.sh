@@ -51,37 +51,7 @@ for applet in $("$busybox" --list); do
 done
 ln -s bin "$stage/sbin"
 
-# `modprobe --show-depends` prints "insmod /path/x.ko [params]" lines in load
-# order (dependencies first) and "builtin x" for built-in ones. Concatenating
-# the lists and dropping repeats keeps a valid order. We insmod in that order
-# at boot: busybox has no modules.dep for this kernel, so its modprobe is no
-# help.
-declare -A seen=()
-: >"$stage/lib/modules/load-order"
-for m in "${modules[@]}"; do
-	deps=$(modprobe -S "$kver" --show-depends "$m") ||
-		harness_die "modprobe cannot resolve module $m for kernel $kver"
-	while read -r verb path _; do
-		[ "$verb" = insmod ] || continue
-		[ -z "${seen[$path]:-}" ] || continue
-		seen[$path]=1
-		name=${path##*/}
-		# Debian 12 ships plain .ko files; other kernels compress them and
-		# busybox insmod may not decompress, so unpack here.
-		case $name in
-		*.ko) cp "$path" "$stage/lib/modules/$name" ;;
-		*.ko.xz) name=${name%.xz}; xz -dc "$path" >"$stage/lib/modules/$name" ;;
-		*.ko.gz) name=${name%.gz}; gzip -dc "$path" >"$stage/lib/modules/$name" ;;
-		*.ko.zst)
-			name=${name%.zst}
-			command -v zstd >/dev/null || harness_die "zstd needed to unpack $path"
-			zstd -qdc "$path" >"$stage/lib/modules/$name"
-			;;
-		*) harness_die "unexpected module file $path" ;;
-		esac
-		echo "$name" >>"$stage/lib/modules/load-order"
-	done <<<"$deps"
-done
+harness_stage_modules "$stage" "$kver" "${modules[@]}"
 
 cat >"$stage/init" <<'INIT'
 #!/bin/sh

@@ -12,9 +12,11 @@
 #       poweroff -> "MINIVMM-L2-POWEROFF", poweroff -f
 #       reboot   -> "MINIVMM-L2-REBOOT",   reboot -f
 #       shell    -> interactive sh on the console
+#       run      -> sh /test.sh (a test adds it as a second cpio archive,
+#                   which Linux unpacks over the first), then poweroff -f
 #       other    -> poweroff -f
-# No kernel modules: everything L2 needs (serial console, devtmpfs, /dev/port)
-# is built into the Debian kernel.
+# The virtio and e1000e drivers are modules in the Debian kernel; /init loads
+# them (and their dependencies) before it acts, so devices are ready.
 #
 # Cached: if OUT exists and is newer than this script, nothing is done.
 # shellcheck source-path=SCRIPTDIR
@@ -32,6 +34,7 @@ if harness_up_to_date "$out" "${BASH_SOURCE[0]}" "$here/common.sh"; then
 fi
 
 busybox=$(harness_busybox)
+kver=$(harness_kver)
 mkdir -p "$(dirname "$out")"
 stage=$(mktemp -d "${TMPDIR:-/tmp}/minivmm-l2-initramfs.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
@@ -45,6 +48,8 @@ for applet in $("$busybox" --list); do
 	ln -sf busybox "$stage/bin/$applet"
 done
 ln -s bin "$stage/sbin"
+harness_stage_modules "$stage" "$kver" virtio_pci virtio_blk virtio_rng virtio_console \
+	virtio_net e1000e
 
 cat >"$stage/init" <<'INIT'
 #!/bin/sh
@@ -76,6 +81,10 @@ count_cpus() {
 echo "MINIVMM-L2-INIT cpus=$(count_cpus)"
 # Boot marker: byte 0x7e to port 0x80 (0x80 = 128 = offset into /dev/port).
 printf '\176' | dd of=/dev/port bs=1 seek=128 count=1 2>/dev/null
+# Drivers load after the marker, which times the boot up to init alone.
+while read -r mod; do
+	insmod "/lib/modules/$mod" 2>/dev/null || echo "MINIVMM-L2: insmod $mod failed"
+done </lib/modules/load-order
 
 action=
 for word in $(cat /proc/cmdline); do
@@ -92,6 +101,13 @@ poweroff)
 reboot)
 	echo "MINIVMM-L2-REBOOT"
 	reboot -f
+	;;
+run)
+	echo "MINIVMM-L2-RUN begin"
+	sh /test.sh
+	echo "MINIVMM-L2-RUN end rc=$?"
+	sync
+	poweroff -f
 	;;
 shell)
 	# cttyhack gives sh a controlling tty so job control and ^C work.

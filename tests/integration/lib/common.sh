@@ -84,3 +84,43 @@ harness_pack_cpio() {
 	chmod 0644 "$tmp"
 	mv -f "$tmp" "$out"
 }
+
+# harness_stage_modules STAGE KVER MODULE...: copies the modules and their
+# dependencies into STAGE/lib/modules (uncompressed) and writes the order to
+# load them in to STAGE/lib/modules/load-order; init insmods them in turn.
+# `modprobe --show-depends` prints "insmod /path/x.ko [params]" lines in load
+# order (dependencies first) and "builtin x" for built-in ones. Concatenating
+# the lists and dropping repeats keeps a valid order. Busybox has no
+# modules.dep for this kernel, so its modprobe is no help at boot.
+harness_stage_modules() {
+	local stage=$1 kver=$2 m deps verb path name
+	shift 2
+	command -v modprobe >/dev/null || harness_die "modprobe not found (apt-get install kmod)"
+	declare -A seen=()
+	mkdir -p "$stage/lib/modules"
+	: >"$stage/lib/modules/load-order"
+	for m in "$@"; do
+		deps=$(modprobe -S "$kver" --show-depends "$m") ||
+			harness_die "modprobe cannot resolve module $m for kernel $kver"
+		while read -r verb path _; do
+			[ "$verb" = insmod ] || continue
+			[ -z "${seen[$path]:-}" ] || continue
+			seen[$path]=1
+			name=${path##*/}
+			# Debian 12 ships plain .ko files; other kernels compress them and
+			# busybox insmod may not decompress, so unpack here.
+			case $name in
+			*.ko) cp "$path" "$stage/lib/modules/$name" ;;
+			*.ko.xz) name=${name%.xz}; xz -dc "$path" >"$stage/lib/modules/$name" ;;
+			*.ko.gz) name=${name%.gz}; gzip -dc "$path" >"$stage/lib/modules/$name" ;;
+			*.ko.zst)
+				name=${name%.zst}
+				command -v zstd >/dev/null || harness_die "zstd needed to unpack $path"
+				zstd -qdc "$path" >"$stage/lib/modules/$name"
+				;;
+			*) harness_die "unexpected module file $path" ;;
+			esac
+			echo "$name" >>"$stage/lib/modules/load-order"
+		done <<<"$deps"
+	done
+}

@@ -48,9 +48,20 @@ vmtest_config() {
 		echo "[boot]"
 		echo "kernel = \"${VMTEST_KERNEL:-$MINIVMM_GUEST_KERNEL}\""
 		[ -z "${VMTEST_BOOT_KEYS:-}" ] || echo "$VMTEST_BOOT_KEYS"
-		echo "initramfs = \"$MINIVMM_GUEST_INITRAMFS\""
+		echo "initramfs = \"${VMTEST_INITRAMFS:-$MINIVMM_GUEST_INITRAMFS}\""
 		echo "cmdline = \"console=ttyS0 quiet panic=-1 minivmm.test=${action}\""
 	} >"$file"
+}
+
+# vmtest_guest_script SCRIPT OUT: OUT = the test initramfs plus a second cpio archive holding
+# SCRIPT as /test.sh, which the guest runs with minivmm.test=run. (Linux unpacks concatenated
+# archives in order, so the second one adds to the first.)
+vmtest_guest_script() {
+	local script=$1 out=$2 stage
+	stage=$(mktemp -d "$vmtest_work/script.XXXXXX")
+	cp "$script" "$stage/test.sh"
+	cp "$MINIVMM_GUEST_INITRAMFS" "$out"
+	(cd "$stage" && echo test.sh | cpio --quiet -o -H newc -R 0:0) >>"$out"
 }
 
 # vmtest_run NAME CONFIG [TIMEOUT]: runs minivmm with stdin from /dev/null (or $VMTEST_STDIN),

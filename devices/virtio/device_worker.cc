@@ -1,0 +1,71 @@
+#include "devices/virtio/device_worker.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "absl/strings/str_format.h"
+#include "vmm/errno_status.h"
+#include "vmm/log.h"
+
+namespace minivmm::virtio {
+namespace {
+
+// epoll_event.data.u64 of the stop eventfd; handlers use their index.
+constexpr uint64_t kStopKey = ~0ull;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DeviceWorker>> DeviceWorker::Start(std::string name,
+                                                                  std::vector<Handler> handlers) {
+  UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll.valid()) return ErrnoError(absl::StrFormat("epoll_create1(%s worker)", name));
+  UniqueFd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop.valid()) return ErrnoError(absl::StrFormat("eventfd(%s worker)", name));
+  auto watch = [&](int fd, uint64_t key) -> absl::Status {
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u64 = key;
+    if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &event) != 0) {
+      return ErrnoError(absl::StrFormat("epoll_ctl(%s worker, fd %d)", name, fd));
+    }
+    return absl::OkStatus();
+  };
+  MINIVMM_RETURN_IF_ERROR(watch(stop.get(), kStopKey));
+  for (size_t i = 0; i < handlers.size(); ++i) {
+    MINIVMM_RETURN_IF_ERROR(watch(handlers[i].fd, i));
+  }
+  std::unique_ptr<DeviceWorker> worker(
+      new DeviceWorker(std::move(name), std::move(epoll), std::move(stop), std::move(handlers)));
+  worker->thread_ = std::thread([w = worker.get()] { w->Run(); });
+  return worker;
+}
+
+DeviceWorker::~DeviceWorker() {
+  const uint64_t one = 1;
+  if (::write(stop_.get(), &one, sizeof(one)) != sizeof(one)) {
+    Log(LogLevel::kError, "%s worker: cannot signal stop: %s", name_, strerror(errno));
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void DeviceWorker::Run() {
+  epoll_event events[16];
+  for (;;) {
+    const int n = ::epoll_wait(epoll_.get(), events, 16, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Log(LogLevel::kError, "%s worker: epoll_wait: %s", name_, strerror(errno));
+      return;
+    }
+    // The stop request wins over pending work: after Reset the queues are not ours any more.
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.u64 == kStopKey) return;
+    }
+    for (int i = 0; i < n; ++i) handlers_[events[i].data.u64].on_readable();
+  }
+}
+
+}  // namespace minivmm::virtio

@@ -1,0 +1,50 @@
+// A thread that serves one virtio device: it waits on the device's fds (queue kicks, a tap, ...)
+// and runs their handlers, so device work happens off the vCPU threads. Stopping it joins the
+// thread, which is what VirtioDevice::Reset needs to promise that no handler is running.
+#ifndef MINIVMM_DEVICES_VIRTIO_DEVICE_WORKER_H_
+#define MINIVMM_DEVICES_VIRTIO_DEVICE_WORKER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "vmm/unique_fd.h"
+
+namespace minivmm::virtio {
+
+class DeviceWorker {
+ public:
+  struct Handler {
+    int fd;
+    std::function<void()> on_readable;
+  };
+
+  // Starts the thread. Handlers run on it, one at a time, whenever their fd is readable.
+  static absl::StatusOr<std::unique_ptr<DeviceWorker>> Start(std::string name,
+                                                             std::vector<Handler> handlers);
+  DeviceWorker(const DeviceWorker&) = delete;
+  DeviceWorker& operator=(const DeviceWorker&) = delete;
+  ~DeviceWorker();
+
+ private:
+  DeviceWorker(std::string name, UniqueFd epoll, UniqueFd stop, std::vector<Handler> handlers)
+      : name_(std::move(name)),
+        epoll_(std::move(epoll)),
+        stop_(std::move(stop)),
+        handlers_(std::move(handlers)) {}
+  void Run();
+
+  std::string name_;
+  UniqueFd epoll_;
+  UniqueFd stop_;  // eventfd: readable once the worker must exit
+  std::vector<Handler> handlers_;
+  std::thread thread_;
+};
+
+}  // namespace minivmm::virtio
+
+#endif  // MINIVMM_DEVICES_VIRTIO_DEVICE_WORKER_H_

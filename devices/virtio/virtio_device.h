@@ -1,0 +1,63 @@
+// The device-type half of a virtio device (virtio 1.2 §5): what it offers, its configuration
+// space and what it does with its queues. The transport (devices/virtio/virtio_pci_function.h)
+// owns feature negotiation, status, queue setup and interrupts, and hands the device its queues
+// when the driver sets DRIVER_OK.
+#ifndef MINIVMM_DEVICES_VIRTIO_VIRTIO_DEVICE_H_
+#define MINIVMM_DEVICES_VIRTIO_VIRTIO_DEVICE_H_
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "devices/virtio/virtqueue.h"
+#include "vmm/guest_memory.h"
+
+namespace minivmm::virtio {
+
+// One queue the driver enabled, as the device gets it on activation.
+struct ActiveQueue {
+  uint16_t index = 0;
+  QueueLayout layout;
+  // An eventfd that becomes readable when the driver notifies this queue (read it to clear).
+  int kick_fd = -1;
+  // Tells the driver the device used buffers of this queue (sets the ISR bit and raises the
+  // queue's MSI-X vector or INTx). Thread-safe; call it only when the queue asks for it
+  // (SplitVirtqueue::ShouldInterrupt).
+  std::function<void()> signal_used;
+};
+
+struct Activation {
+  GuestMemory* memory = nullptr;
+  uint64_t features = 0;  // negotiated: the device's own bits plus transport/ring bits
+  std::vector<ActiveQueue> queues;
+};
+
+class VirtioDevice {
+ public:
+  virtual ~VirtioDevice() = default;
+  virtual std::string_view Name() const = 0;
+  // Virtio device ID (virtio 1.2 §5, <linux/virtio_ids.h>); the PCI device ID is 0x1040 + it.
+  virtual uint16_t device_type() const = 0;
+  // PCI class code (base << 16 | sub << 8 | prog-if) the function reports.
+  virtual uint32_t pci_class_code() const = 0;
+  // Device-specific feature bits offered; the transport adds VERSION_1 and the ring features.
+  virtual uint64_t features() const = 0;
+  // Maximum size of each queue; the count is the number of queues.
+  virtual std::vector<uint16_t> queue_max_sizes() const = 0;
+  // Device-specific configuration space (§4.1.4.6): reads past config_size() read as zero.
+  virtual size_t config_size() const = 0;
+  virtual void ReadConfig(uint64_t offset, std::span<uint8_t> data) = 0;
+  virtual void WriteConfig(uint64_t offset, std::span<const uint8_t> data) {}
+  // DRIVER_OK: start serving the queues. An error puts the device into DEVICE_NEEDS_RESET.
+  virtual absl::Status Activate(Activation activation) = 0;
+  // Device reset (§2.4): stop serving the queues. When this returns, nothing of the device
+  // touches guest memory or signals interrupts any more. Safe to call when not active.
+  virtual void Reset() = 0;
+};
+
+}  // namespace minivmm::virtio
+
+#endif  // MINIVMM_DEVICES_VIRTIO_VIRTIO_DEVICE_H_

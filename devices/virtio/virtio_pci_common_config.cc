@@ -1,0 +1,203 @@
+#include "devices/virtio/virtio_pci_common_config.h"
+
+#include <linux/virtio_config.h>
+#include <linux/virtio_pci.h>
+
+#include <cstddef>
+#include <cstring>
+
+#include "vmm/log.h"
+
+namespace minivmm::virtio {
+namespace {
+
+// Register offsets: struct virtio_pci_common_cfg (virtio 1.2 §4.1.4.3).
+#define COMMON_OFFSET(field) offsetof(virtio_pci_common_cfg, field)
+constexpr uint64_t kDeviceFeatureSelect = COMMON_OFFSET(device_feature_select);
+constexpr uint64_t kDeviceFeature = COMMON_OFFSET(device_feature);
+constexpr uint64_t kDriverFeatureSelect = COMMON_OFFSET(guest_feature_select);
+constexpr uint64_t kDriverFeature = COMMON_OFFSET(guest_feature);
+constexpr uint64_t kConfigMsixVector = COMMON_OFFSET(msix_config);
+constexpr uint64_t kNumQueues = COMMON_OFFSET(num_queues);
+constexpr uint64_t kDeviceStatus = COMMON_OFFSET(device_status);
+constexpr uint64_t kConfigGeneration = COMMON_OFFSET(config_generation);
+constexpr uint64_t kQueueSelect = COMMON_OFFSET(queue_select);
+constexpr uint64_t kQueueSize = COMMON_OFFSET(queue_size);
+constexpr uint64_t kQueueMsixVector = COMMON_OFFSET(queue_msix_vector);
+constexpr uint64_t kQueueEnable = COMMON_OFFSET(queue_enable);
+constexpr uint64_t kQueueNotifyOff = COMMON_OFFSET(queue_notify_off);
+constexpr uint64_t kQueueDescLo = COMMON_OFFSET(queue_desc_lo);
+constexpr uint64_t kQueueDescHi = COMMON_OFFSET(queue_desc_hi);
+constexpr uint64_t kQueueDriverLo = COMMON_OFFSET(queue_avail_lo);
+constexpr uint64_t kQueueDriverHi = COMMON_OFFSET(queue_avail_hi);
+constexpr uint64_t kQueueDeviceLo = COMMON_OFFSET(queue_used_lo);
+constexpr uint64_t kQueueDeviceHi = COMMON_OFFSET(queue_used_hi);
+#undef COMMON_OFFSET
+constexpr uint64_t kCommonConfigSize = sizeof(virtio_pci_common_cfg);
+
+void SetHalf(uint64_t* value, bool high, uint32_t half) {
+  const int shift = high ? 32 : 0;
+  *value = (*value & ~(0xffffffffull << shift)) | (static_cast<uint64_t>(half) << shift);
+}
+
+}  // namespace
+
+VirtioPciCommonConfig::VirtioPciCommonConfig(uint64_t offered,
+                                             std::vector<uint16_t> queue_max_sizes,
+                                             uint16_t msix_vectors)
+    : offered_(offered), msix_vectors_(msix_vectors) {
+  for (uint16_t max : queue_max_sizes) queues_.push_back({.max_size = max, .size = max});
+}
+
+void VirtioPciCommonConfig::Reset() {
+  device_feature_select_ = driver_feature_select_ = 0;
+  driver_features_ = 0;
+  config_msix_vector_ = kNoMsixVector;
+  status_ = 0;
+  queue_select_ = 0;
+  for (QueueRegisters& q : queues_) q = {.max_size = q.max_size, .size = q.max_size};
+}
+
+void VirtioPciCommonConfig::SetNeedsReset() { status_ |= VIRTIO_CONFIG_S_NEEDS_RESET; }
+
+QueueRegisters* VirtioPciCommonConfig::SelectedQueue() {
+  return queue_select_ < queues_.size() ? &queues_[queue_select_] : nullptr;
+}
+
+const QueueRegisters* VirtioPciCommonConfig::SelectedQueue() const {
+  return queue_select_ < queues_.size() ? &queues_[queue_select_] : nullptr;
+}
+
+uint16_t VirtioPciCommonConfig::CheckVector(uint16_t vector) const {
+  // A vector the table does not have reads back as NO_VECTOR, which is how the driver learns
+  // the mapping failed (§4.1.5.1.2.1).
+  return vector < msix_vectors_ ? vector : kNoMsixVector;
+}
+
+void VirtioPciCommonConfig::Read(uint64_t offset, std::span<uint8_t> data) const {
+  // Reads are served from a snapshot of the structure for the selected queue, so any
+  // naturally aligned access width returns what a real register file would.
+  virtio_pci_common_cfg cfg{};
+  cfg.device_feature_select = device_feature_select_;
+  cfg.device_feature = device_feature_select_ < 2
+                           ? static_cast<uint32_t>(offered_ >> (32 * device_feature_select_))
+                           : 0;
+  cfg.guest_feature_select = driver_feature_select_;
+  cfg.guest_feature = driver_feature_select_ < 2
+                          ? static_cast<uint32_t>(driver_features_ >> (32 * driver_feature_select_))
+                          : 0;
+  cfg.msix_config = config_msix_vector_;
+  cfg.num_queues = static_cast<uint16_t>(queues_.size());
+  cfg.device_status = status_;
+  cfg.config_generation = 0;  // the device configuration never changes under the driver
+  cfg.queue_select = queue_select_;
+  if (const QueueRegisters* q = SelectedQueue()) {
+    // queue_size 0 marks a queue that does not exist (§4.1.4.3.2); ours all exist.
+    cfg.queue_size = q->size;
+    cfg.queue_msix_vector = q->msix_vector;
+    cfg.queue_enable = q->enabled ? 1 : 0;
+    cfg.queue_notify_off = queue_select_;
+    cfg.queue_desc_lo = static_cast<uint32_t>(q->desc);
+    cfg.queue_desc_hi = static_cast<uint32_t>(q->desc >> 32);
+    cfg.queue_avail_lo = static_cast<uint32_t>(q->driver);
+    cfg.queue_avail_hi = static_cast<uint32_t>(q->driver >> 32);
+    cfg.queue_used_lo = static_cast<uint32_t>(q->device);
+    cfg.queue_used_hi = static_cast<uint32_t>(q->device >> 32);
+  }
+  if (offset >= kCommonConfigSize || data.size() > kCommonConfigSize - offset) {
+    std::memset(data.data(), 0, data.size());
+    return;
+  }
+  std::memcpy(data.data(), reinterpret_cast<const uint8_t*>(&cfg) + offset, data.size());
+}
+
+VirtioPciCommonConfig::Action VirtioPciCommonConfig::Write(uint64_t offset,
+                                                           std::span<const uint8_t> data) {
+  uint64_t value = 0;
+  if (data.size() > sizeof(value)) return Action::kNone;
+  std::memcpy(&value, data.data(), data.size());
+  const size_t size = data.size();
+  auto is = [&](uint64_t field, size_t field_size) {
+    return offset == field && size == field_size;
+  };
+  Action action = Action::kNone;
+  QueueRegisters* q = SelectedQueue();
+  // The driver may touch queue registers only before DRIVER_OK (§4.1.4.3.2); after that they
+  // are read-only, so a running queue never changes under the device.
+  const bool queue_writable = q != nullptr && (status_ & VIRTIO_CONFIG_S_DRIVER_OK) == 0;
+  const bool features_writable = (status_ & VIRTIO_CONFIG_S_FEATURES_OK) == 0;
+  if (is(kDeviceFeatureSelect, 4)) {
+    device_feature_select_ = static_cast<uint32_t>(value);
+  } else if (is(kDriverFeatureSelect, 4)) {
+    driver_feature_select_ = static_cast<uint32_t>(value);
+  } else if (is(kDriverFeature, 4)) {
+    if (features_writable && driver_feature_select_ < 2) {
+      SetHalf(&driver_features_, driver_feature_select_ == 1, static_cast<uint32_t>(value));
+    }
+  } else if (is(kConfigMsixVector, 2)) {
+    config_msix_vector_ = CheckVector(static_cast<uint16_t>(value));
+  } else if (is(kDeviceStatus, 1)) {
+    WriteStatus(static_cast<uint8_t>(value), &action);
+  } else if (is(kQueueSelect, 2)) {
+    queue_select_ = static_cast<uint16_t>(value);
+  } else if (is(kQueueSize, 2)) {
+    if (queue_writable) q->size = static_cast<uint16_t>(value);
+  } else if (is(kQueueMsixVector, 2)) {
+    if (q != nullptr) q->msix_vector = CheckVector(static_cast<uint16_t>(value));
+  } else if (is(kQueueEnable, 2)) {
+    // Writing 0 is not allowed (§4.1.4.3.2); queues are disabled only by a device reset.
+    if (queue_writable && value == 1) q->enabled = true;
+  } else if (is(kQueueDescLo, 4) || is(kQueueDescHi, 4) || is(kQueueDescLo, 8)) {
+    if (queue_writable) {
+      size == 8 ? void(q->desc = value)
+                : SetHalf(&q->desc, offset == kQueueDescHi, static_cast<uint32_t>(value));
+    }
+  } else if (is(kQueueDriverLo, 4) || is(kQueueDriverHi, 4) || is(kQueueDriverLo, 8)) {
+    if (queue_writable) {
+      size == 8 ? void(q->driver = value)
+                : SetHalf(&q->driver, offset == kQueueDriverHi, static_cast<uint32_t>(value));
+    }
+  } else if (is(kQueueDeviceLo, 4) || is(kQueueDeviceHi, 4) || is(kQueueDeviceLo, 8)) {
+    if (queue_writable) {
+      size == 8 ? void(q->device = value)
+                : SetHalf(&q->device, offset == kQueueDeviceHi, static_cast<uint32_t>(value));
+    }
+  } else if (offset == kDeviceFeature || offset == kNumQueues || offset == kConfigGeneration ||
+             offset == kQueueNotifyOff) {
+    MINIVMM_LOG_GUEST_ERROR("virtio-pci: write to read-only common config register %#x", offset);
+  } else {
+    MINIVMM_LOG_GUEST_ERROR("virtio-pci: %d-byte write to common config offset %#x ignored", size,
+                            offset);
+  }
+  return action;
+}
+
+void VirtioPciCommonConfig::WriteStatus(uint8_t value, Action* action) {
+  if (value == 0) {
+    Reset();
+    *action = Action::kReset;
+    return;
+  }
+  uint8_t next = value;
+  const bool features_ok_now =
+      (value & VIRTIO_CONFIG_S_FEATURES_OK) != 0 && (status_ & VIRTIO_CONFIG_S_FEATURES_OK) == 0;
+  if (features_ok_now) {
+    // §3.1.1 step 5-6: the device refuses FEATURES_OK (it does not read back) for features it
+    // did not offer, and this transport is modern-only, so VERSION_1 is mandatory (§6.1).
+    const bool subset = (driver_features_ & ~offered_) == 0;
+    const bool modern = (driver_features_ >> VIRTIO_F_VERSION_1) & 1;
+    if (!subset || !modern) next &= ~VIRTIO_CONFIG_S_FEATURES_OK;
+  }
+  const bool driver_ok_now =
+      (next & VIRTIO_CONFIG_S_DRIVER_OK) != 0 && (status_ & VIRTIO_CONFIG_S_DRIVER_OK) == 0;
+  if (driver_ok_now && (next & VIRTIO_CONFIG_S_FEATURES_OK) == 0) {
+    // DRIVER_OK without accepted features is a driver bug: do not run.
+    MINIVMM_LOG_GUEST_ERROR("virtio-pci: DRIVER_OK set without FEATURES_OK");
+    status_ = next | VIRTIO_CONFIG_S_NEEDS_RESET;
+    return;
+  }
+  status_ = next | (status_ & VIRTIO_CONFIG_S_NEEDS_RESET);
+  if (driver_ok_now) *action = Action::kActivate;
+}
+
+}  // namespace minivmm::virtio

@@ -66,7 +66,8 @@ constexpr uint8_t kPciIntxPins = 4;  // INTA# .. INTD#
 
 // _CRS of the host bridge: the bus numbers it decodes and the windows it forwards (producer
 // ranges, which become the root bus's resources), plus the config-mechanism ports it consumes
-// itself (Linux's x86 code drops 0xcf8-0xcff from the windows it builds).
+// itself, as firmware on PCs lists them (Linux's arch/x86/pci/acpi.c recognizes 0xcf8-0xcff and
+// leaves it out of the root bus's windows).
 aml::Bytes PciHostBridgeResources(const AcpiPciHostBridge& pci) {
   std::vector<aml::Bytes> d = {
       aml::WordBusNumber(0, pci.end_bus),

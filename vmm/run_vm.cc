@@ -81,6 +81,7 @@ absl::StatusOr<int> RunVm(const VmConfig& config, absl::Time vmm_start) {
                            LoadBootImages(config, cache.ok() ? &*cache : nullptr));
   Log(LogLevel::kDebug, "boot images ready %.3f s after start",
       absl::ToDoubleSeconds(absl::Now() - vmm_start));
+  MINIVMM_ASSIGN_OR_RETURN(HostBackends backends, OpenHostBackends(config));
   MINIVMM_ASSIGN_OR_RETURN(KvmSystem kvm, KvmSystem::Open());
   MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<Console> console,
                            Console::Create(config.serial_mode, config.serial_path));
@@ -89,8 +90,9 @@ absl::StatusOr<int> RunVm(const VmConfig& config, absl::Time vmm_start) {
 
   for (int boot = 1;; ++boot) {
     MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<StopRequest> stop, StopRequest::Create());
-    MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<Vm> vm,
-                             Vm::Create(kvm, config, images, console.get(), stop.get(), vmm_start));
+    MINIVMM_ASSIGN_OR_RETURN(
+        std::unique_ptr<Vm> vm,
+        Vm::Create(kvm, config, images, backends, console.get(), stop.get(), vmm_start));
     Log(LogLevel::kInfo, "booting '%s' (%d vCPUs, %d MiB)%s, %.2f s after start", config.name,
         config.vcpus, config.memory_mib, boot > 1 ? absl::StrFormat(", boot %d", boot) : "",
         absl::ToDoubleSeconds(absl::Now() - vmm_start));

@@ -6,14 +6,24 @@
 #include "devices/cmos_rtc.h"
 #include "devices/debug_port.h"
 #include "devices/i8042.h"
+#include "devices/pci/pci_config_io.h"
+#include "devices/pci/pci_ecam.h"
+#include "devices/pci/pci_host_bridge.h"
+#include "devices/pci/pci_root.h"
 #include "devices/serial_16550.h"
+#include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/virtio_pci_function.h"
+#include "devices/virtio/virtio_rng.h"
 #include "guest-firmware/acpi_tables.h"
 #include "guest-firmware/linux_loader.h"
 #include "guest-firmware/reset_vector.h"
 #include "vmm/console.h"
 #include "vmm/cpuid.h"
 #include "vmm/errno_status.h"
+#include "vmm/gsi_router.h"
 #include "vmm/kvm_irq_line.h"
+#include "vmm/kvm_mmio_write_events.h"
+#include "vmm/kvm_msi.h"
 #include "vmm/log.h"
 #include "vmm/memory_layout.h"
 #include "vmm/vcpu_setup.h"
@@ -29,13 +39,27 @@ constexpr uint64_t kKvmTssAddress = 0xfffbd000;
 constexpr uint16_t kCom1Port = 0x3f8;
 constexpr int kCom1Irq = 4;
 constexpr uint16_t kRtcPort = 0x70;
+// I/O ports PCI I/O BARs may use: everything above the legacy ISA range.
+constexpr uint64_t kPciIoStart = 0x1000;
+constexpr uint64_t kPciIoSize = 0xf000;
+
+AcpiPciHostBridge PciHostBridgeDescription(uint64_t memory_bytes) {
+  AcpiPciHostBridge pci;
+  pci.ecam_address = layout::kPciEcamAddress;
+  pci.end_bus = 0;
+  pci.io = {kPciIoStart, kPciIoSize};
+  pci.mmio32 = {layout::kPciMmio32Start, layout::kPciMmio32Size};
+  pci.mmio64 = {layout::PciMmio64Start(memory_bytes), layout::kPciMmio64Size};
+  return pci;
+}
 
 }  // namespace
 
 Vm::~Vm() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmConfig& config,
-                                               const BootImages& images, Console* console,
+                                               const BootImages& images,
+                                               const HostBackends& backends, Console* console,
                                                StopRequest* stop, absl::Time vmm_start) {
   std::unique_ptr<Vm> vm(new Vm());
   vm->stop_ = stop;
@@ -67,6 +91,7 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmCon
       // The RTC raises no interrupt here (no alarms); described so rtc_cmos binds through PNP.
       {"RTC_", "PNP0B00", 0, kRtcPort, CmosRtc::kPortSpan, -1},
   };
+  machine.pci = PciHostBridgeDescription(config.memory_mib << 20);
   const AcpiTables acpi = BuildAcpiTables(machine);
   if (acpi.blob.size() > layout::kAcpiTablesMaxSize) {
     return absl::InternalError(absl::StrFormat("ACPI tables (%d bytes) exceed their %d-byte area",
@@ -80,12 +105,15 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmCon
   boot.initramfs = images.initramfs;
   boot.cmdline = config.cmdline;
   boot.rsdp_address = acpi.rsdp_address;
+  // Linux trusts the MCFG area only if the firmware reserved it (arch/x86/pci/mmconfig-shared.c).
+  boot.reserved_ranges = {{layout::kPciEcamAddress, layout::kPciEcamSize}};
   const absl::Time load_start = absl::Now();
   MINIVMM_ASSIGN_OR_RETURN(LinuxEntry entry, LoadLinux(*vm->memory_, boot));
   Log(LogLevel::kDebug, "kernel, initramfs and boot data loaded into guest memory in %.3f s",
       absl::ToDoubleSeconds(absl::Now() - load_start));
 
   MINIVMM_RETURN_IF_ERROR(vm->CreateDevices(console, vmm_start));
+  MINIVMM_RETURN_IF_ERROR(vm->CreatePciDevices(config, backends));
   MINIVMM_RETURN_IF_ERROR(vm->CreateVcpus(kvm, config.vcpus, entry));
   return vm;
 }
@@ -115,6 +143,57 @@ absl::Status Vm::CreateDevices(Console* console, absl::Time vmm_start) {
         absl::ToDoubleSeconds(elapsed));
   });
   return add(kBootDebugPort, 1, debug_port_);
+}
+
+absl::Status Vm::CreatePciDevices(const VmConfig& config, const HostBackends& backends) {
+  KvmVm* kvm_vm = kvm_vm_.get();
+  gsi_router_ =
+      std::make_unique<GsiRouter>([kvm_vm](std::span<const kvm_irq_routing_entry> routes) {
+        return kvm_vm->SetGsiRouting(routes);
+      });
+  msi_allocator_ = std::make_unique<KvmMsiAllocator>(kvm_vm, gsi_router_.get());
+  write_events_ = std::make_unique<KvmMmioWriteEvents>(kvm_vm);
+  pci_root_ = std::make_unique<PciRoot>();
+  MINIVMM_RETURN_IF_ERROR(pci_root_->AddFunction(0, 0, std::make_shared<PciHostBridge>()));
+  for (auto [bus, base, length, device] :
+       {std::tuple<Bus*, uint64_t, uint64_t, std::shared_ptr<BusDevice>>{
+            &pio_bus_, PciConfigIo::kBasePort, PciConfigIo::kPortSpan,
+            std::make_shared<PciConfigIo>(pci_root_.get())},
+        {&mmio_bus_, layout::kPciEcamAddress, layout::kPciEcamSize,
+         std::make_shared<PciEcam>(pci_root_.get())}}) {
+    MINIVMM_ASSIGN_OR_RETURN(BusRegistration registration,
+                             bus->Register(base, length, std::move(device)));
+    registrations_.push_back(std::move(registration));
+  }
+
+  // BARs are placed like firmware would, one after another in the 64-bit window; the guest
+  // keeps them there (it only moves BARs that lie outside the host bridge's windows).
+  uint64_t next_bar = layout::PciMmio64Start(config.memory_mib << 20);
+  auto add_virtio = [&](std::unique_ptr<virtio::VirtioDevice> device) -> absl::Status {
+    MINIVMM_ASSIGN_OR_RETURN(uint8_t slot, pci_root_->FreeSlot());
+    const uint32_t gsi = PciIntxGsi(slot, 0);
+    intx_lines_.push_back(std::make_unique<KvmIrqLine>(kvm_vm, gsi));
+    virtio::VirtioPciResources resources;
+    resources.memory = &*memory_;
+    resources.mmio_bus = &mmio_bus_;
+    resources.write_events = write_events_.get();
+    resources.msi = msi_allocator_.get();
+    resources.intx = intx_lines_.back().get();
+    resources.intx_line = static_cast<uint8_t>(gsi);
+    resources.bar_address = next_bar;
+    next_bar += virtio::VirtioPciBarLayout::kBarSize;
+    const std::string name(device->Name());
+    MINIVMM_ASSIGN_OR_RETURN(std::shared_ptr<virtio::VirtioPciFunction> function,
+                             virtio::VirtioPciFunction::Create(std::move(device), resources));
+    Log(LogLevel::kDebug, "PCI 00:%02x.0: %s, INTx GSI %d", slot, name, gsi);
+    return pci_root_->AddFunction(slot, 0, std::move(function));
+  };
+  for (const DiskBackend& disk : backends.disks) {
+    MINIVMM_RETURN_IF_ERROR(
+        add_virtio(std::make_unique<virtio::VirtioBlk>(disk.backend, disk.serial)));
+  }
+  if (config.rng) MINIVMM_RETURN_IF_ERROR(add_virtio(std::make_unique<virtio::VirtioRng>()));
+  return absl::OkStatus();
 }
 
 absl::Status Vm::CreateVcpus(const KvmSystem& kvm, uint32_t count, const LinuxEntry& entry) {

@@ -13,6 +13,7 @@
 #include "vmm/bus.h"
 #include "vmm/config.h"
 #include "vmm/guest_memory.h"
+#include "vmm/host_backends.h"
 #include "vmm/kvm.h"
 #include "vmm/stop_request.h"
 #include "vmm/vcpu_thread.h"
@@ -23,6 +24,11 @@ class Console;
 class Serial16550;
 class KvmIrqLine;
 class BootDebugPort;
+class GsiRouter;
+class KvmMsiAllocator;
+class KvmMmioWriteEvents;
+class PciRoot;
+class PciFunction;
 
 // The guest's boot images, read and validated before any KVM object exists.
 struct BootImages {
@@ -33,7 +39,8 @@ struct BootImages {
 class Vm {
  public:
   static absl::StatusOr<std::unique_ptr<Vm>> Create(const KvmSystem& kvm, const VmConfig& config,
-                                                    const BootImages& images, Console* console,
+                                                    const BootImages& images,
+                                                    const HostBackends& backends, Console* console,
                                                     StopRequest* stop, absl::Time vmm_start);
   ~Vm();
 
@@ -49,6 +56,8 @@ class Vm {
  private:
   Vm() = default;
   absl::Status CreateDevices(Console* console, absl::Time vmm_start);
+  // The PCI host bridge, its config mechanisms and the virtio functions.
+  absl::Status CreatePciDevices(const VmConfig& config, const HostBackends& backends);
   absl::Status CreateVcpus(const KvmSystem& kvm, uint32_t count, const struct LinuxEntry& entry);
 
   // Members are destroyed bottom-up: vCPU threads are joined first, then bus registrations
@@ -61,6 +70,12 @@ class Vm {
   std::unique_ptr<KvmIrqLine> serial_irq_;
   std::shared_ptr<Serial16550> serial_;
   std::shared_ptr<BootDebugPort> debug_port_;
+  // PCI: functions go before the interrupt plumbing they use (MSI vectors, INTx lines).
+  std::unique_ptr<GsiRouter> gsi_router_;
+  std::unique_ptr<KvmMsiAllocator> msi_allocator_;
+  std::unique_ptr<KvmMmioWriteEvents> write_events_;
+  std::vector<std::unique_ptr<KvmIrqLine>> intx_lines_;
+  std::unique_ptr<PciRoot> pci_root_;
   std::vector<BusRegistration> registrations_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;
 };

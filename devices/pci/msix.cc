@@ -168,6 +168,7 @@ void MsixTable::Notify(uint16_t index) {
   absl::MutexLock lock(&mutex_);
   if (!enabled_) return;
   if (function_masked_ || Masked(entries_[index])) {
+    Log(LogLevel::kDebug, "msix: vector %d pending (function mask %d)", index, function_masked_);
     set_pending(index, true);
     return;
   }
@@ -228,6 +229,8 @@ void MsixTable::Route(size_t index) {
   MsiMessage message = Message(entries_[index]);
   if (routed_[index] == message || !vectors_[index]) return;
   absl::Status status = vectors_[index]->SetMessage(message);
+  Log(LogLevel::kDebug, "msix: vector %d -> address %#x data %#x: %s", index, message.address,
+      message.data, status.ToString());
   if (status.ok()) {
     routed_[index] = message;
     return;

@@ -55,7 +55,9 @@ uint64_t TotalSize(const auto& spans) {
 }  // namespace
 
 ChainReader::ChainReader(const GuestMemory& memory, const DescriptorChain& chain)
-    : memory_(memory), buffers_(SelectBuffers(chain, /*device_writable=*/false, &remaining_)) {}
+    : memory_(memory) {
+  buffers_ = SelectBuffers(chain, /*device_writable=*/false, &remaining_);
+}
 
 absl::Status ChainReader::Read(std::span<uint8_t> out) {
   if (out.size() > remaining_) {
@@ -87,8 +89,9 @@ std::vector<std::span<const uint8_t>> ChainReader::TakeSpans(uint64_t max_bytes)
   return spans;
 }
 
-ChainWriter::ChainWriter(GuestMemory& memory, const DescriptorChain& chain)
-    : memory_(memory), buffers_(SelectBuffers(chain, /*device_writable=*/true, &remaining_)) {}
+ChainWriter::ChainWriter(GuestMemory& memory, const DescriptorChain& chain) : memory_(memory) {
+  buffers_ = SelectBuffers(chain, /*device_writable=*/true, &remaining_);
+}
 
 absl::Status ChainWriter::Write(std::span<const uint8_t> in) {
   if (in.size() > remaining_) {

@@ -104,15 +104,15 @@ Outcome HandleIn(const Request& r) {
   // §5.2.6.1: data is a whole number of sectors, all inside the disk.
   if (r.data_len % kBlkSectorSize != 0 ||
       !RangeInDisk(r.sector, r.data_len / kBlkSectorSize, r.capacity_sectors())) {
-    MINIVMM_LOG_GUEST_ERROR("virtio-blk: read of %d bytes at sector %d: not whole sectors or "
-                            "past the end of the disk (%d sectors)",
-                            r.data_len, r.sector, r.capacity_sectors());
+    MINIVMM_LOG_GUEST_ERROR(
+        "virtio-blk: read of %d bytes at sector %d: not whole sectors or "
+        "past the end of the disk (%d sectors)",
+        r.data_len, r.sector, r.capacity_sectors());
     return {kIoErr};
   }
   std::vector<std::span<uint8_t>> spans = r.writer.TakeSpans(r.data_len);
   if (TotalSize(spans) != r.data_len) return {kIoErr};  // a buffer outside guest memory
-  const uint8_t status =
-      BackendStatus("read", r.backend.ReadAt(r.sector * kBlkSectorSize, spans));
+  const uint8_t status = BackendStatus("read", r.backend.ReadAt(r.sector * kBlkSectorSize, spans));
   return {status, status == kOk};
 }
 
@@ -123,9 +123,10 @@ Outcome HandleOut(const Request& r) {
   const uint64_t length = r.reader.remaining();
   if (length % kBlkSectorSize != 0 ||
       !RangeInDisk(r.sector, length / kBlkSectorSize, r.capacity_sectors())) {
-    MINIVMM_LOG_GUEST_ERROR("virtio-blk: write of %d bytes at sector %d: not whole sectors or "
-                            "past the end of the disk (%d sectors)",
-                            length, r.sector, r.capacity_sectors());
+    MINIVMM_LOG_GUEST_ERROR(
+        "virtio-blk: write of %d bytes at sector %d: not whole sectors or "
+        "past the end of the disk (%d sectors)",
+        length, r.sector, r.capacity_sectors());
     return {kIoErr};
   }
   std::vector<std::span<const uint8_t>> spans = r.reader.TakeSpans(length);
@@ -191,9 +192,10 @@ Outcome HandleDiscardOrWriteZeroes(const Request& r, bool is_discard) {
     const uint64_t sector = le64toh(segment.sector);
     const uint32_t num_sectors = le32toh(segment.num_sectors);
     if (num_sectors > max_sectors || !RangeInDisk(sector, num_sectors, r.capacity_sectors())) {
-      MINIVMM_LOG_GUEST_ERROR("virtio-blk: %s of %d sectors at sector %d: over the limit or past "
-                              "the end of the disk (%d sectors)",
-                              name, num_sectors, sector, r.capacity_sectors());
+      MINIVMM_LOG_GUEST_ERROR(
+          "virtio-blk: %s of %d sectors at sector %d: over the limit or past "
+          "the end of the disk (%d sectors)",
+          name, num_sectors, sector, r.capacity_sectors());
       return {kIoErr};
     }
   }
@@ -251,8 +253,7 @@ BlkRequestResult ExecuteBlkRequest(GuestMemory& memory, const DescriptorChain& c
     MINIVMM_LOG_GUEST_ERROR("virtio-blk: request %d has %d readable bytes, short of a header",
                             chain.head, reader.remaining());
   } else {
-    const Request request{reader,         writer,  data_len, le64toh(header.sector),
-                          backend,        info};
+    const Request request{reader, writer, data_len, le64toh(header.sector), backend, info};
     outcome = Dispatch(request, le32toh(header.type));
   }
 

@@ -40,14 +40,15 @@ inline constexpr uint32_t kBlkDiscardSectorAlignment = 8;
 // The part of struct virtio_blk_config the device exposes: through write_zeroes_may_unmap and
 // its padding. Secure-erase and zoned fields follow in newer headers; the device offers neither
 // feature, so a driver never reads them.
-inline constexpr size_t kBlkConfigSize = offsetof(virtio_blk_config, unused1) + 3;
+inline constexpr size_t kBlkConfigSize =
+    offsetof(virtio_blk_config, unused1) + sizeof(virtio_blk_config::unused1);
 
 struct BlkDeviceInfo {
   // The device ID string GET_ID returns (§5.2.6): NUL-padded to VIRTIO_BLK_ID_BYTES; longer
   // strings are cut to that length.
   std::string serial;
-  // The device-specific feature bits the driver accepted (1 << VIRTIO_BLK_F_*). Must be a subset
-  // of BlkDeviceFeatures() for the same backend.
+  // The negotiated feature bits (1 << VIRTIO_BLK_F_*; transport bits may be present and are
+  // ignored), a subset of what BlkDeviceFeatures() offered for the same backend.
   uint64_t negotiated_features = 0;
 };
 

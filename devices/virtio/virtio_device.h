@@ -33,6 +33,10 @@ struct Activation {
   GuestMemory* memory = nullptr;
   uint64_t features = 0;  // negotiated: the device's own bits plus transport/ring bits
   std::vector<ActiveQueue> queues;
+  // The driver broke the queue protocol (a malformed ring or chain): the transport sets
+  // DEVICE_NEEDS_RESET and tells the driver (§2.1.2). The device stops serving until reset.
+  // Thread-safe.
+  std::function<void()> report_broken;
 };
 
 class VirtioDevice {

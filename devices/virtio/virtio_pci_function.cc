@@ -3,13 +3,13 @@
 #include <linux/pci_regs.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_pci.h>
-#include <linux/virtio_ring.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "devices/virtio/ring_features.h"
 #include "vmm/errno_status.h"
 #include "vmm/log.h"
 
@@ -108,13 +108,13 @@ absl::StatusOr<std::shared_ptr<VirtioPciFunction>> VirtioPciFunction::Create(
   for (const std::vector<uint8_t>& body : caps) {
     MINIVMM_RETURN_IF_ERROR(config.AddCapability(PCI_CAP_ID_VNDR, body, {}).status());
   }
-  const MsixCapabilityBody msix_body =
-      BuildMsixCapabilityBody(vectors, 0, Layout::kMsixTable, 0, Layout::kMsixPba);
-  MINIVMM_ASSIGN_OR_RETURN(uint8_t msix_cap,
-                           config.AddCapability(PCI_CAP_ID_MSIX, msix_body.body, msix_body.mask));
+  MINIVMM_ASSIGN_OR_RETURN(MsixCapabilityBytes msix_body,
+                           MsixCapabilityBody(vectors, 0, Layout::kMsixTable, 0, Layout::kMsixPba));
+  MINIVMM_ASSIGN_OR_RETURN(uint8_t msix_cap, config.AddCapability(PCI_CAP_ID_MSIX, msix_body.body,
+                                                                  msix_body.writable_mask));
 
   uint64_t offered = device->features() | (1ull << VIRTIO_F_VERSION_1) |
-                     (1ull << VIRTIO_RING_F_INDIRECT_DESC) | (1ull << VIRTIO_RING_F_EVENT_IDX);
+                     (1ull << kRingIndirectDescFeature) | (1ull << kRingEventIdxFeature);
   std::shared_ptr<VirtioPciFunction> function(new VirtioPciFunction(
       std::move(device), resources, std::move(config), std::move(msix), msix_cap, offered));
   MINIVMM_RETURN_IF_ERROR(function->Init());
@@ -228,6 +228,10 @@ void VirtioPciFunction::Activate() {
     activation.queues.push_back(
         {index, q.layout(), kick_fds_[i].get(), [this, index] { SignalQueue(index); }});
   }
+  activation.report_broken = [this] {
+    needs_reset_.store(true);
+    SignalConfigChange();
+  };
   if (absl::Status status = device_->Activate(std::move(activation)); !status.ok()) {
     Log(LogLevel::kWarning, "%s: cannot start: %s", name_, status.ToString());
     common_.SetNeedsReset();
@@ -236,10 +240,14 @@ void VirtioPciFunction::Activate() {
   }
   active_ = true;
   UpdateDoorbells();
+  Log(LogLevel::kDebug, "%s: driver ready: features %#x, %d queue doorbells%s", name_,
+      common_.driver_features(), doorbells_.size(),
+      msix_->enabled() ? ", MSI-X" : ", INTx");
 }
 
 void VirtioPciFunction::ResetDevice() {
   device_->Reset();
+  needs_reset_.store(false);
   active_ = false;
   doorbells_.clear();
   isr_.store(0);
@@ -254,6 +262,9 @@ void VirtioPciFunction::ReadBar(uint64_t offset, std::span<uint8_t> data) {
   std::fill(data.begin(), data.end(), 0);
   if (InArea(offset, data.size(), Layout::kCommonConfig)) {
     absl::MutexLock lock(&mutex_);
+    // A worker reported a broken queue; it cannot take mutex_ itself (Reset holds it while
+    // joining the worker), so the status bit is folded in here.
+    if (needs_reset_.exchange(false)) common_.SetNeedsReset();
     common_.Read(offset - Layout::kCommonConfig, data);
   } else if (offset == Layout::kIsr) {
     // Reading the ISR acknowledges it and deasserts INTx (§4.1.4.5.1).
@@ -309,6 +320,10 @@ void VirtioPciFunction::SignalQueue(uint16_t queue) {
 void VirtioPciFunction::SignalConfigChange() { Interrupt(kIsrConfig, config_vector_.load()); }
 
 void VirtioPciFunction::Interrupt(uint8_t isr_bit, uint16_t vector) {
+  static LogBudget budget(20);
+  if (LogEnabled(LogLevel::kDebug) && budget.Take()) {
+    Log(LogLevel::kDebug, "%s: interrupt isr %d vector %d msix %d", name_, isr_bit, vector, msix_->enabled());
+  }
   isr_.fetch_or(isr_bit);
   if (msix_->enabled()) {
     if (vector != kNoMsixVector) msix_->Notify(vector);

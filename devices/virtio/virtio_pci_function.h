@@ -44,12 +44,12 @@ struct VirtioPciBarLayout {
 
 struct VirtioPciResources {
   GuestMemory* memory = nullptr;
-  Bus* mmio_bus = nullptr;             // where BAR 0 is decoded
+  Bus* mmio_bus = nullptr;                  // where BAR 0 is decoded
   MmioWriteEvents* write_events = nullptr;  // null: doorbells trap to userspace
   MsiAllocator* msi = nullptr;
-  IrqLine* intx = nullptr;             // INTA# of the function's slot
-  uint8_t intx_line = 0;               // the GSI, reported in the interrupt line register
-  uint64_t bar_address = 0;            // firmware assignment of BAR 0 (64-bit, size kBarSize)
+  IrqLine* intx = nullptr;   // INTA# of the function's slot
+  uint8_t intx_line = 0;     // the GSI, reported in the interrupt line register
+  uint64_t bar_address = 0;  // firmware assignment of BAR 0 (64-bit, size kBarSize)
 };
 
 class VirtioPciFunction : public PciFunction {
@@ -91,7 +91,7 @@ class VirtioPciFunction : public PciFunction {
   absl::Mutex mutex_;
   PciConfigSpace config_ ABSL_GUARDED_BY(mutex_);
   VirtioPciCommonConfig common_ ABSL_GUARDED_BY(mutex_);
-  const uint8_t msix_cap_;  // config-space offset of the MSI-X capability
+  const uint8_t msix_cap_;           // config-space offset of the MSI-X capability
   std::unique_ptr<MsixTable> msix_;  // thread-safe itself
   std::optional<uint64_t> mapped_bar_ ABSL_GUARDED_BY(mutex_);
   BusRegistration bar_registration_ ABSL_GUARDED_BY(mutex_);
@@ -100,6 +100,7 @@ class VirtioPciFunction : public PciFunction {
 
   // Read by device worker threads when they interrupt, so not under mutex_.
   std::atomic<uint8_t> isr_{0};
+  std::atomic<bool> needs_reset_{false};
   std::unique_ptr<std::atomic<uint16_t>[]> queue_vectors_;
   std::atomic<uint16_t> config_vector_{kNoMsixVector};
 };

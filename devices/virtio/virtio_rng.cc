@@ -1,15 +1,12 @@
 #include "devices/virtio/virtio_rng.h"
 
 #include <linux/virtio_ids.h>
-#include <linux/virtio_ring.h>
 #include <sys/random.h>
-#include <unistd.h>
 
 #include <cerrno>
-#include <vector>
 
-#include "devices/virtio/descriptor_chain.h"
-#include "vmm/log.h"
+#include "devices/virtio/queue_server.h"
+#include "devices/virtio/ring_features.h"
 
 namespace minivmm::virtio {
 namespace {
@@ -17,12 +14,18 @@ namespace {
 // PCI class "other" (0xff): an entropy source has no class of its own (QEMU uses the same).
 constexpr uint32_t kPciClassOther = 0xff0000;
 // Fill at most this much per request: the driver asks for small amounts, and a bound keeps one
-// request from pinning the worker.
+// request from holding the worker.
 constexpr uint64_t kMaxBytesPerRequest = 64 * 1024;
 
-void DrainEventFd(int fd) {
-  uint64_t count;
-  (void)!::read(fd, &count, sizeof(count));
+void FillRandom(std::span<uint8_t> span) {
+  size_t done = 0;
+  while (done < span.size()) {
+    // getrandom() returns short only for > 256 bytes or on a signal; loop for both.
+    const ssize_t n = ::getrandom(span.data() + done, span.size() - done, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    done += static_cast<size_t>(n);
+  }
 }
 
 }  // namespace
@@ -34,14 +37,14 @@ absl::Status VirtioRng::Activate(Activation activation) {
   absl::MutexLock lock(&mutex_);
   if (activation.queues.empty()) return absl::OkStatus();  // the driver enabled nothing
   const ActiveQueue& q = activation.queues.front();
-  queue_.emplace(q.layout, (activation.features >> VIRTIO_RING_F_EVENT_IDX) & 1,
-                 (activation.features >> VIRTIO_RING_F_INDIRECT_DESC) & 1);
+  queue_.emplace(q.layout, (activation.features >> kRingEventIdxFeature) & 1,
+                 (activation.features >> kRingIndirectDescFeature) & 1);
   activation_ = std::move(activation);
   broken_ = false;
   const int kick_fd = activation_.queues.front().kick_fd;
   absl::StatusOr<std::unique_ptr<DeviceWorker>> worker =
       DeviceWorker::Start("virtio-rng", {{kick_fd, [this, kick_fd] {
-                                            DrainEventFd(kick_fd);
+                                            DrainKick(kick_fd);
                                             ProcessRequests();
                                           }}});
   if (!worker.ok()) return worker.status();
@@ -66,38 +69,18 @@ void VirtioRng::ProcessRequests() {
   absl::MutexLock lock(&mutex_);
   if (!queue_ || broken_) return;
   GuestMemory& memory = *activation_.memory;
-  bool used = false;
-  for (;;) {
-    absl::StatusOr<std::optional<DescriptorChain>> chain = queue_->PopAvailable(memory);
-    if (!chain.ok()) {
-      MINIVMM_LOG_GUEST_ERROR("virtio-rng: %s", chain.status().ToString());
-      broken_ = true;
-      break;
-    }
-    if (!chain->has_value()) break;
-    ChainWriter writer(memory, **chain);
-    for (std::span<uint8_t> span : writer.TakeSpans(kMaxBytesPerRequest)) {
-      // getrandom() never returns short for <= 256 bytes; loop for larger spans and EINTR.
-      size_t done = 0;
-      while (done < span.size()) {
-        const ssize_t n = ::getrandom(span.data() + done, span.size() - done, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        done += static_cast<size_t>(n);
-      }
-    }
-    if (absl::Status pushed =
-            queue_->PushUsed(memory, (*chain)->head, static_cast<uint32_t>(writer.written()));
-        !pushed.ok()) {
-      MINIVMM_LOG_GUEST_ERROR("virtio-rng: %s", pushed.ToString());
-      broken_ = true;
-      break;
-    }
-    used = true;
+  const bool healthy =
+      ServeQueue(*queue_, memory, activation_.queues.front(), Name(),
+                 [&memory](const DescriptorChain& chain) -> std::optional<uint32_t> {
+                   ChainWriter writer(memory, chain);
+                   for (std::span<uint8_t> span : writer.TakeSpans(kMaxBytesPerRequest))
+                     FillRandom(span);
+                   return static_cast<uint32_t>(writer.written());
+                 });
+  if (!healthy) {
+    broken_ = true;
+    if (activation_.report_broken) activation_.report_broken();
   }
-  if (!used) return;
-  absl::StatusOr<bool> notify = queue_->ShouldInterrupt(memory);
-  if (!notify.ok() || *notify) activation_.queues.front().signal_used();
 }
 
 }  // namespace minivmm::virtio

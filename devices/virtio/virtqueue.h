@@ -78,7 +78,9 @@ class SplitVirtqueue {
   absl::StatusOr<std::optional<DescriptorChain>> PopAvailable(GuestMemory& memory);
 
   // Returns the chain `head` to the driver with `written` bytes written (§2.7.8): the used
-  // element, then a release fence, then used->idx.
+  // element, then a release fence, then used->idx. Device bugs fail without touching the ring:
+  // head >= queue size (InvalidArgument), or more used entries than chains popped
+  // (FailedPrecondition), which would overwrite entries the driver has not read yet.
   absl::Status PushUsed(GuestMemory& memory, uint16_t head, uint32_t written);
 
   // Whether the driver wants a used buffer notification for the entries pushed since the last

@@ -220,6 +220,31 @@ TEST(LinuxLoaderFakeKernelTest, ZeroPageCarriesTheE820MapOfTheGuestRam) {
   EXPECT_EQ(params->acpi_rsdp_addr, layout::kAcpiTablesAddress);
 }
 
+TEST(LinuxLoaderFakeKernelTest, ZeroPageE820MapCarriesTheReservedRanges) {
+  const BzImage kernel = FakeKernel();
+  const KernelImage image = KernelImageFromBzImage(kernel, "fake-bzImage");
+  GuestMemory memory = Memory(64 * kMiB);
+  LinuxBootInputs in;
+  in.kernel = &image;
+  in.rsdp_address = layout::kAcpiTablesAddress;
+  in.reserved_ranges = {{layout::kPciEcamAddress, layout::kPciEcamSize}};
+  ASSERT_TRUE(LoadLinux(memory, in).ok());
+  const std::unique_ptr<boot_params> params = ReadZeroPage(memory);
+  const std::vector<boot_e820_entry> expected =
+      BuildE820Map(layout::RamRegions(64 * kMiB), in.reserved_ranges);
+  ASSERT_EQ(params->e820_entries, expected.size());
+  bool has_ecam = false;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(params->e820_table[i].addr, expected[i].addr) << i;
+    EXPECT_EQ(params->e820_table[i].size, expected[i].size) << i;
+    EXPECT_EQ(params->e820_table[i].type, expected[i].type) << i;
+    has_ecam |= params->e820_table[i].addr == layout::kPciEcamAddress &&
+                params->e820_table[i].size == layout::kPciEcamSize &&
+                params->e820_table[i].type == kE820Reserved;
+  }
+  EXPECT_TRUE(has_ecam) << "no reserved e820 entry for the ECAM area";
+}
+
 // ---- The host's Debian kernel, when the machine has one.
 
 using testing_images::FindHostKernel;

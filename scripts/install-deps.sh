@@ -13,6 +13,8 @@ packages=(
   liblzma-dev zlib1g-dev libzstd-dev liblz4-dev libssl-dev libxxhash-dev
   # guests and the nested-KVM harness: a Debian kernel, busybox, QEMU (outer level, TCG)
   linux-image-amd64 busybox-static cpio kmod xz-utils qemu-system-x86
+  # libFuzzer targets for the guest-facing parsers (clang's fuzzer and sanitizer runtimes)
+  clang-14 libclang-rt-14-dev
   # script helpers: the test summary and the harness's vmlinux extraction (python3), the boot
   # benchmark's timestamping (perl); neither is in a minimal Debian install
   python3 perl

@@ -168,7 +168,6 @@ void MsixTable::Notify(uint16_t index) {
   absl::MutexLock lock(&mutex_);
   if (!enabled_) return;
   if (function_masked_ || Masked(entries_[index])) {
-    Log(LogLevel::kDebug, "msix: vector %d pending (function mask %d)", index, function_masked_);
     set_pending(index, true);
     return;
   }

@@ -320,10 +320,6 @@ void VirtioPciFunction::SignalQueue(uint16_t queue) {
 void VirtioPciFunction::SignalConfigChange() { Interrupt(kIsrConfig, config_vector_.load()); }
 
 void VirtioPciFunction::Interrupt(uint8_t isr_bit, uint16_t vector) {
-  static LogBudget budget(20);
-  if (LogEnabled(LogLevel::kDebug) && budget.Take()) {
-    Log(LogLevel::kDebug, "%s: interrupt isr %d vector %d msix %d", name_, isr_bit, vector, msix_->enabled());
-  }
   isr_.fetch_or(isr_bit);
   if (msix_->enabled()) {
     if (vector != kNoMsixVector) msix_->Notify(vector);

@@ -50,6 +50,8 @@ class ConfigTest : public testing::Test {
     WriteFile(dir_ / "vmlinuz", "bzImage");
     WriteFile(dir_ / "initramfs.cpio.gz", "cpio");
     WriteFile(dir_ / "empty", "");
+    WriteFile(dir_ / "disk.img", std::string(1024, '\0'));
+    WriteFile(dir_ / "disk2.img", std::string(512, '\0'));
     config_path_ = dir_ / "vm.toml";
   }
 
@@ -193,6 +195,31 @@ TEST_F(ConfigTest, RejectsUnreadableKernel) {
   EXPECT_THAT(Message(config), HasSubstr("Permission denied"));
 }
 
+TEST_F(ConfigTest, ParsesDisksInOrderAndRng) {
+  absl::StatusOr<VmConfig> config = Parse(absl::StrCat(
+      kBoot,
+      "[[disk]]\npath = \"disk.img\"\nserial = \"root-disk\"\n"
+      "[[disk]]\npath = \"disk2.img\"\nread_only = true\n[rng]\n"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->disks.size(), 2u);
+  EXPECT_EQ(config->disks[0].path, dir_ / "disk.img");
+  EXPECT_EQ(config->disks[0].serial, "root-disk");
+  EXPECT_FALSE(config->disks[0].read_only);
+  EXPECT_EQ(config->disks[1].path, dir_ / "disk2.img");
+  EXPECT_TRUE(config->disks[1].read_only);
+  EXPECT_TRUE(config->rng);
+}
+
+TEST_F(ConfigTest, NoDevicesByDefaultAndRngCanBeDisabled) {
+  absl::StatusOr<VmConfig> config = Parse(kBoot);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->disks.empty());
+  EXPECT_FALSE(config->rng);
+  config = Parse(absl::StrCat(kBoot, "[rng]\nenabled = false\n"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->rng);
+}
+
 TEST_F(ConfigTest, LoadVmConfigReadsFile) {
   WriteFile(config_path_, "[vm]\nvcpus = 3\n[boot]\nkernel = \"vmlinuz\"\n");
   absl::StatusOr<VmConfig> config = LoadVmConfig(config_path_);
@@ -235,12 +262,52 @@ std::vector<ErrorCase> ErrorCases() {
        "[network]\nmode = 1\n" + boot,
        1,
        2,
-       {"unknown section 'network'", "(valid sections: [vm], [boot], [serial])"}},
+       {"unknown section 'network'", "(valid sections: [vm], [boot], [serial], [disk], [rng])"}},
+      {"RejectsDiskWrittenAsSingleTable",
+       boot + "[disk]\npath = \"disk.img\"\n",
+       3,
+       1,
+       {"disk must be an array of tables", "[[disk]]"}},
+      {"RejectsDiskWithoutPath",
+       boot + "[[disk]]\nread_only = true\n",
+       3,
+       1,
+       {"[disk] path is required", "raw disk image"}},
+      {"RejectsMissingDiskImage",
+       boot + "[[disk]]\npath = \"nope.img\"\n",
+       4,
+       8,
+       {"[disk] path", "nope.img", "No such file"}},
+      {"RejectsOverlongDiskSerial",
+       boot + "[[disk]]\npath = \"disk.img\"\nserial = \"123456789012345678901\"\n",
+       5,
+       10,
+       {"[disk] serial must be at most 20 printable ASCII characters"}},
+      {"RejectsOneImageForTwoDisks",
+       boot + "[[disk]]\npath = \"disk.img\"\n[[disk]]\npath = \"disk.img\"\n",
+       6,
+       8,
+       {"already used by another [[disk]]", "its own image file"}},
+      {"RejectsNonBooleanReadOnly",
+       boot + "[[disk]]\npath = \"disk.img\"\nread_only = \"yes\"\n",
+       5,
+       13,
+       {"[disk] read_only must be true or false, got string"}},
+      {"RejectsUnknownKeyInDisk",
+       boot + "[[disk]]\npath = \"disk.img\"\nreadonly = true\n",
+       5,
+       1,
+       {"unknown key 'readonly' in [disk]", "read_only"}},
+      {"RejectsNonBooleanRngEnabled",
+       boot + "[rng]\nenabled = 1\n",
+       4,
+       11,
+       {"[rng] enabled must be true or false, got integer"}},
       {"RejectsUnknownTopLevelKey",
        "debug = true\n" + boot,
        1,
        1,
-       {"unknown top-level key 'debug'", "valid sections: [vm], [boot], [serial]"}},
+       {"unknown top-level key 'debug'", "valid sections: [vm], [boot], [serial], [disk], [rng]"}},
       {"RejectsUnknownKeyInVm",
        "[vm]\nmemroy_mib = 256\n" + boot,
        2,

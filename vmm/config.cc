@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <initializer_list>
 #include <iterator>
 #include <optional>
@@ -69,13 +70,22 @@ constexpr KeySpec kDiskKeys[] = {
 constexpr KeySpec kRngKeys[] = {
     {"enabled", "set enabled = true for a virtio-rng device (host getrandom), or false"},
 };
+constexpr KeySpec kNetKeys[] = {
+    {"tap", "set tap to the name of a host tap interface (at most 15 characters)"},
+    {"mac", R"(set mac to a unicast address like "52:54:00:12:34:56", or remove it)"},
+};
+constexpr KeySpec kConsoleKeys[] = {
+    {"device", R"(set device = "serial" (ttyS0) or "virtio" (hvc0, virtio-console))"},
+};
 constexpr SectionSpec kVmSection = {"vm", kVmKeys};
 constexpr SectionSpec kBootSection = {"boot", kBootKeys};
 constexpr SectionSpec kSerialSection = {"serial", kSerialKeys};
 constexpr SectionSpec kDiskSection = {"disk", kDiskKeys};
 constexpr SectionSpec kRngSection = {"rng", kRngKeys};
-constexpr SectionSpec kSections[] = {kVmSection, kBootSection, kSerialSection, kDiskSection,
-                                     kRngSection};
+constexpr SectionSpec kNetSection = {"net", kNetKeys};
+constexpr SectionSpec kConsoleSection = {"console", kConsoleKeys};
+constexpr SectionSpec kSections[] = {kVmSection,  kBootSection, kSerialSection, kDiskSection,
+                                     kRngSection, kNetSection,  kConsoleSection};
 
 // One 4 KiB page with the terminating NUL: an upper bound for any kernel. The real limit is
 // per-image (Linux boot protocol 2.06+, hdr.cmdline_size; 2047 on x86-64), so the kernel loader
@@ -410,27 +420,96 @@ absl::Status ParseDisk(const Section& disk, const toml::table& table, VmConfig& 
   return absl::OkStatus();
 }
 
-// [[disk]] is an array of tables, one per disk.
-absl::Status ParseDisks(const fs::path& config_path, const toml::table& root, VmConfig& config) {
-  const toml::node* node = root.get(kDiskSection.name);
+// [[disk]] and [[net]] are arrays of tables, one per device; parse_one handles each.
+absl::Status ParseDeviceArray(
+    const fs::path& config_path, const toml::table& root, const SectionSpec& spec, size_t max_count,
+    const std::function<absl::Status(const Section&, const toml::table&)>& parse_one) {
+  const toml::node* node = root.get(spec.name);
   if (node == nullptr) return absl::OkStatus();
-  const toml::array* disks = node->as_array();
-  if (disks == nullptr || !disks->is_array_of_tables()) {
-    return ErrorAt(config_path, node->source(), "disk must be an array of tables",
-                   "write each disk as its own [[disk]] section (two pairs of brackets)");
-  }
-  if (disks->size() > kMaxDisks) {
+  const toml::array* entries = node->as_array();
+  if (entries == nullptr || !entries->is_array_of_tables()) {
     return ErrorAt(config_path, node->source(),
-                   absl::StrFormat("%d [[disk]] sections, more than %d", disks->size(), kMaxDisks),
-                   "attach fewer disks");
+                   absl::StrFormat("%s must be an array of tables", spec.name),
+                   absl::StrFormat("write each one as its own [[%s]] section (two pairs of "
+                                   "brackets)",
+                                   spec.name));
   }
-  for (const toml::node& element : *disks) {
+  if (entries->size() > max_count) {
+    return ErrorAt(
+        config_path, node->source(),
+        absl::StrFormat("%d [[%s]] sections, more than %d", entries->size(), spec.name, max_count),
+        absl::StrFormat("use at most %d", max_count));
+  }
+  for (const toml::node& element : *entries) {
     const toml::table& table = *element.as_table();
-    Section disk(config_path, kDiskSection, &table);
-    MINIVMM_RETURN_IF_ERROR(disk.CheckKnownKeys());
-    MINIVMM_RETURN_IF_ERROR(ParseDisk(disk, table, config));
+    Section section(config_path, spec, &table);
+    MINIVMM_RETURN_IF_ERROR(section.CheckKnownKeys());
+    MINIVMM_RETURN_IF_ERROR(parse_one(section, table));
   }
   return absl::OkStatus();
+}
+
+// Linux interface names: at most IFNAMSIZ - 1 bytes, no '/', ':' or whitespace
+// (net/core/dev.c, dev_valid_name).
+bool IsValidInterfaceName(std::string_view name) {
+  constexpr size_t kMaxInterfaceName = 15;
+  if (name.empty() || name.size() > kMaxInterfaceName || name == "." || name == "..") {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return c > 0x20 && c < 0x7f && c != '/' && c != ':'; });
+}
+
+std::optional<std::array<uint8_t, 6>> ParseMac(std::string_view text) {
+  std::array<uint8_t, 6> mac;
+  if (text.size() != 17) return std::nullopt;
+  for (size_t i = 0; i < 6; ++i) {
+    if (i > 0 && text[3 * i - 1] != ':') return std::nullopt;
+    unsigned value = 0;
+    for (char c : text.substr(3 * i, 2)) {
+      if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) return std::nullopt;
+      value = value * 16 + (absl::ascii_isdigit(static_cast<unsigned char>(c))
+                                ? c - '0'
+                                : absl::ascii_tolower(static_cast<unsigned char>(c)) - 'a' + 10);
+    }
+    mac[i] = static_cast<uint8_t>(value);
+  }
+  return mac;
+}
+
+absl::Status ParseNet(const Section& net, VmConfig& config) {
+  NetConfig entry;
+  MINIVMM_ASSIGN_OR_RETURN(const toml::value<std::string>* tap, net.Get<std::string>("tap"));
+  if (tap == nullptr) return net.MissingKeyError("tap", "is required");
+  if (!IsValidInterfaceName(**tap)) {
+    return net.Error(*tap, "tap",
+                     absl::StrFormat("must be a valid interface name, got \"%s\"", **tap));
+  }
+  for (const NetConfig& other : config.nets) {
+    if (other.tap == **tap) {
+      return net.Error(*tap, "tap",
+                       absl::StrFormat("'%s' is already used by another [[net]]", **tap),
+                       "give each [[net]] its own tap");
+    }
+  }
+  entry.tap = **tap;
+  MINIVMM_ASSIGN_OR_RETURN(const toml::value<std::string>* mac, net.Get<std::string>("mac"));
+  if (mac != nullptr) {
+    entry.mac = ParseMac(**mac);
+    // Bit 0 of the first octet marks a multicast address, which no interface may own.
+    if (!entry.mac || ((*entry.mac)[0] & 1) != 0) {
+      return net.Error(*mac, "mac",
+                       absl::StrFormat("must be a unicast MAC address, got \"%s\"", **mac));
+    }
+  }
+  config.nets.push_back(std::move(entry));
+  return absl::OkStatus();
+}
+
+absl::Status ParseConsole(const Section& console, VmConfig& config) {
+  return console.ReadChoice(
+      "device", {{"serial", ConsoleDevice::kSerial}, {"virtio", ConsoleDevice::kVirtio}},
+      config.console_device);
 }
 
 absl::Status ParseRng(const Section& rng, VmConfig& config) {
@@ -463,7 +542,15 @@ absl::StatusOr<VmConfig> ParseVmConfig(std::string_view toml_text,
   MINIVMM_RETURN_IF_ERROR(ParseBoot(boot, config));
   MINIVMM_ASSIGN_OR_RETURN(Section serial, OpenSection(config_path, root, kSerialSection));
   MINIVMM_RETURN_IF_ERROR(ParseSerial(serial, config));
-  MINIVMM_RETURN_IF_ERROR(ParseDisks(config_path, root, config));
+  MINIVMM_RETURN_IF_ERROR(ParseDeviceArray(config_path, root, kDiskSection, kMaxDisks,
+                                           [&](const Section& disk, const toml::table& table) {
+                                             return ParseDisk(disk, table, config);
+                                           }));
+  MINIVMM_RETURN_IF_ERROR(ParseDeviceArray(
+      config_path, root, kNetSection, kMaxNets,
+      [&](const Section& net, const toml::table&) { return ParseNet(net, config); }));
+  MINIVMM_ASSIGN_OR_RETURN(Section console, OpenSection(config_path, root, kConsoleSection));
+  MINIVMM_RETURN_IF_ERROR(ParseConsole(console, config));
   MINIVMM_ASSIGN_OR_RETURN(Section rng, OpenSection(config_path, root, kRngSection));
   MINIVMM_RETURN_IF_ERROR(ParseRng(rng, config));
   return config;

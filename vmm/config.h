@@ -3,6 +3,7 @@
 #ifndef MINIVMM_VMM_CONFIG_H_
 #define MINIVMM_VMM_CONFIG_H_
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -34,6 +35,17 @@ struct DiskConfig {
 inline constexpr size_t kMaxDisks = 16;
 inline constexpr size_t kMaxDiskSerialBytes = 20;  // VIRTIO_BLK_ID_BYTES
 
+// [[net]]: a virtio-net interface backed by a host tap device.
+struct NetConfig {
+  std::string tap;                            // host interface name
+  std::optional<std::array<uint8_t, 6>> mac;  // the guest's MAC; generated when absent
+};
+
+inline constexpr size_t kMaxNets = 8;
+
+// [console] device: which guest device the host end of the console ([serial] mode) is wired to.
+enum class ConsoleDevice { kSerial, kVirtio };
+
 struct VmConfig {
   // [vm]
   std::string name = "minivmm";
@@ -52,6 +64,10 @@ struct VmConfig {
   std::vector<DiskConfig> disks;
   // [rng]: a virtio-rng device fed from the host's getrandom().
   bool rng = false;
+  // [[net]], in PCI slot order after the disks.
+  std::vector<NetConfig> nets;
+  // [console]
+  ConsoleDevice console_device = ConsoleDevice::kSerial;
 };
 
 // Parses TOML text. config_path names the file in messages and anchors relative paths.

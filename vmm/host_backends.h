@@ -4,12 +4,14 @@
 #ifndef MINIVMM_VMM_HOST_BACKENDS_H_
 #define MINIVMM_VMM_HOST_BACKENDS_H_
 
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "devices/virtio/block_backend.h"
+#include "devices/virtio/net_backend.h"
 #include "vmm/config.h"
 
 namespace minivmm {
@@ -19,8 +21,14 @@ struct DiskBackend {
   std::string serial;
 };
 
+struct NetBackendAndMac {
+  std::shared_ptr<virtio::NetBackend> backend;
+  std::array<uint8_t, 6> mac;  // from the config, or generated once per minivmm run
+};
+
 struct HostBackends {
-  std::vector<DiskBackend> disks;  // in [[disk]] order
+  std::vector<DiskBackend> disks;      // in [[disk]] order
+  std::vector<NetBackendAndMac> nets;  // in [[net]] order
 };
 
 absl::StatusOr<HostBackends> OpenHostBackends(const VmConfig& config);

@@ -12,6 +12,8 @@
 #include "devices/pci/pci_root.h"
 #include "devices/serial_16550.h"
 #include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/virtio_console.h"
+#include "devices/virtio/virtio_net.h"
 #include "devices/virtio/virtio_pci_function.h"
 #include "devices/virtio/virtio_rng.h"
 #include "guest-firmware/acpi_tables.h"
@@ -112,8 +114,9 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmCon
   Log(LogLevel::kDebug, "kernel, initramfs and boot data loaded into guest memory in %.3f s",
       absl::ToDoubleSeconds(absl::Now() - load_start));
 
-  MINIVMM_RETURN_IF_ERROR(vm->CreateDevices(console, vmm_start));
-  MINIVMM_RETURN_IF_ERROR(vm->CreatePciDevices(config, backends));
+  MINIVMM_RETURN_IF_ERROR(vm->CreateDevices(
+      config.console_device == ConsoleDevice::kSerial ? console : nullptr, vmm_start));
+  MINIVMM_RETURN_IF_ERROR(vm->CreatePciDevices(config, backends, console));
   MINIVMM_RETURN_IF_ERROR(vm->CreateVcpus(kvm, config.vcpus, entry));
   return vm;
 }
@@ -127,8 +130,13 @@ absl::Status Vm::CreateDevices(Console* console, absl::Time vmm_start) {
     return absl::OkStatus();
   };
   serial_irq_ = std::make_unique<KvmIrqLine>(kvm_vm_.get(), kCom1Irq);
-  serial_ = std::make_shared<Serial16550>(
-      serial_irq_.get(), [console](std::span<const uint8_t> bytes) { console->Write(bytes); });
+  // Without a console (it went to virtio-console) the UART still exists, as on real hardware,
+  // and what the guest writes to it is dropped.
+  Serial16550::OutputSink sink;
+  if (console != nullptr) {
+    sink = [console](std::span<const uint8_t> bytes) { console->Write(bytes); };
+  }
+  serial_ = std::make_shared<Serial16550>(serial_irq_.get(), std::move(sink));
   MINIVMM_RETURN_IF_ERROR(add(kCom1Port, Serial16550::kPortSpan, serial_));
 
   StopRequest* stop = stop_;
@@ -145,7 +153,8 @@ absl::Status Vm::CreateDevices(Console* console, absl::Time vmm_start) {
   return add(kBootDebugPort, 1, debug_port_);
 }
 
-absl::Status Vm::CreatePciDevices(const VmConfig& config, const HostBackends& backends) {
+absl::Status Vm::CreatePciDevices(const VmConfig& config, const HostBackends& backends,
+                                  Console* console) {
   KvmVm* kvm_vm = kvm_vm_.get();
   gsi_router_ =
       std::make_unique<GsiRouter>([kvm_vm](std::span<const kvm_irq_routing_entry> routes) {
@@ -192,7 +201,16 @@ absl::Status Vm::CreatePciDevices(const VmConfig& config, const HostBackends& ba
     MINIVMM_RETURN_IF_ERROR(
         add_virtio(std::make_unique<virtio::VirtioBlk>(disk.backend, disk.serial)));
   }
+  for (const NetBackendAndMac& net : backends.nets) {
+    MINIVMM_RETURN_IF_ERROR(add_virtio(std::make_unique<virtio::VirtioNet>(net.backend, net.mac)));
+  }
   if (config.rng) MINIVMM_RETURN_IF_ERROR(add_virtio(std::make_unique<virtio::VirtioRng>()));
+  if (config.console_device == ConsoleDevice::kVirtio) {
+    auto device = std::make_unique<virtio::VirtioConsole>(
+        [console](std::span<const uint8_t> bytes) { console->Write(bytes); });
+    virtio_console_ = device.get();  // owned by its PCI function, which outlives the vCPUs
+    MINIVMM_RETURN_IF_ERROR(add_virtio(std::move(device)));
+  }
   return absl::OkStatus();
 }
 
@@ -216,7 +234,10 @@ void Vm::Stop() {
   for (auto& vcpu : vcpus_) vcpu->StopAndJoin();
 }
 
-size_t Vm::SendConsoleInput(std::span<const uint8_t> bytes) { return serial_->EnqueueInput(bytes); }
+size_t Vm::SendConsoleInput(std::span<const uint8_t> bytes) {
+  return virtio_console_ != nullptr ? virtio_console_->SendInput(bytes)
+                                    : serial_->EnqueueInput(bytes);
+}
 
 std::optional<absl::Duration> Vm::InitStartedAfter() const {
   return debug_port_->init_started_after();

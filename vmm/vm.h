@@ -29,6 +29,9 @@ class KvmMsiAllocator;
 class KvmMmioWriteEvents;
 class PciRoot;
 class PciFunction;
+namespace virtio {
+class VirtioConsole;
+}
 
 // The guest's boot images, read and validated before any KVM object exists.
 struct BootImages {
@@ -47,7 +50,8 @@ class Vm {
   void Start();
   // Stops and joins every vCPU thread; the VM cannot be restarted afterwards.
   void Stop();
-  // Hands console input to the guest's UART; returns how many bytes it took.
+  // Hands console input to the guest's console device (UART or virtio-console, per [console]);
+  // returns how many bytes it took.
   size_t SendConsoleInput(std::span<const uint8_t> bytes);
   ExitCounts TotalExitCounts() const;
   // When the guest wrote the boot marker (port 0x80), measured from minivmm's start.
@@ -57,7 +61,8 @@ class Vm {
   Vm() = default;
   absl::Status CreateDevices(Console* console, absl::Time vmm_start);
   // The PCI host bridge, its config mechanisms and the virtio functions.
-  absl::Status CreatePciDevices(const VmConfig& config, const HostBackends& backends);
+  absl::Status CreatePciDevices(const VmConfig& config, const HostBackends& backends,
+                                Console* console);
   absl::Status CreateVcpus(const KvmSystem& kvm, uint32_t count, const struct LinuxEntry& entry);
 
   // Members are destroyed bottom-up: vCPU threads are joined first, then bus registrations
@@ -76,6 +81,8 @@ class Vm {
   std::unique_ptr<KvmMmioWriteEvents> write_events_;
   std::vector<std::unique_ptr<KvmIrqLine>> intx_lines_;
   std::unique_ptr<PciRoot> pci_root_;
+  // Set when [console] device = "virtio": it takes console input instead of the UART.
+  virtio::VirtioConsole* virtio_console_ = nullptr;
   std::vector<BusRegistration> registrations_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;
 };

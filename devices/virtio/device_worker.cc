@@ -24,18 +24,19 @@ absl::StatusOr<std::unique_ptr<DeviceWorker>> DeviceWorker::Start(std::string na
   if (!epoll.valid()) return ErrnoError(absl::StrFormat("epoll_create1(%s worker)", name));
   UniqueFd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop.valid()) return ErrnoError(absl::StrFormat("eventfd(%s worker)", name));
-  auto watch = [&](int fd, uint64_t key) -> absl::Status {
+  auto watch = [&](int fd, uint64_t key, bool edge_triggered) -> absl::Status {
     epoll_event event{};
-    event.events = EPOLLIN;
+    // An fd already readable when added is reported once in either mode (ep_insert polls it).
+    event.events = EPOLLIN | (edge_triggered ? EPOLLET : 0u);
     event.data.u64 = key;
     if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &event) != 0) {
       return ErrnoError(absl::StrFormat("epoll_ctl(%s worker, fd %d)", name, fd));
     }
     return absl::OkStatus();
   };
-  MINIVMM_RETURN_IF_ERROR(watch(stop.get(), kStopKey));
+  MINIVMM_RETURN_IF_ERROR(watch(stop.get(), kStopKey, /*edge_triggered=*/false));
   for (size_t i = 0; i < handlers.size(); ++i) {
-    MINIVMM_RETURN_IF_ERROR(watch(handlers[i].fd, i));
+    MINIVMM_RETURN_IF_ERROR(watch(handlers[i].fd, i, handlers[i].edge_triggered));
   }
   std::unique_ptr<DeviceWorker> worker(
       new DeviceWorker(std::move(name), std::move(epoll), std::move(stop), std::move(handlers)));

@@ -21,9 +21,17 @@ class DeviceWorker {
   struct Handler {
     int fd;
     std::function<void()> on_readable;
+    // Level-triggered (the default): on_readable runs again as long as the fd stays readable,
+    // so it must drain the fd (an eventfd kick) or the worker spins. Edge-triggered
+    // (EPOLLET): on_readable runs once per new readiness (for a tap: each arriving frame);
+    // it may leave data unread, and is not called again for it until more arrives. That
+    // suits a source the device cannot always drain, such as a tap while the guest has no
+    // receive buffers: the handler stops, and another event (a queue kick) resumes it.
+    bool edge_triggered = false;
   };
 
-  // Starts the thread. Handlers run on it, one at a time, whenever their fd is readable.
+  // Starts the thread. Handlers run on it, one at a time, whenever their fd is readable (see
+  // Handler::edge_triggered).
   static absl::StatusOr<std::unique_ptr<DeviceWorker>> Start(std::string name,
                                                              std::vector<Handler> handlers);
   DeviceWorker(const DeviceWorker&) = delete;

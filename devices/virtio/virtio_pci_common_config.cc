@@ -178,6 +178,15 @@ void VirtioPciCommonConfig::WriteStatus(uint8_t value, Action* action) {
     *action = Action::kReset;
     return;
   }
+  const uint8_t kept = status_ & ~VIRTIO_CONFIG_S_NEEDS_RESET;
+  if ((value & kept) != kept) {
+    // Only a reset may clear status bits (§2.1.2). Honouring it would make the queue
+    // registers writable under a running device and let DRIVER_OK start it twice.
+    MINIVMM_LOG_GUEST_ERROR("virtio-pci: status write %#x clears bits of %#x without a reset",
+                            value, status_);
+    status_ |= VIRTIO_CONFIG_S_NEEDS_RESET;
+    return;
+  }
   uint8_t next = value;
   const bool features_ok_now =
       (value & VIRTIO_CONFIG_S_FEATURES_OK) != 0 && (status_ & VIRTIO_CONFIG_S_FEATURES_OK) == 0;

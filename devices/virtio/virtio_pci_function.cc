@@ -162,6 +162,12 @@ void VirtioPciFunction::WriteConfig(uint32_t offset, std::span<const uint8_t> da
   absl::MutexLock lock(&mutex_);
   const PciConfigSpace::WriteEffect effect = config_.Write(offset, data);
   if (effect.bars_changed.any() || effect.command_changed) UpdateBarMapping();
+  // The command register's Interrupt Disable bit gates INTx (PCI 3.0 §6.2.2): a pending
+  // interrupt shows on the line only while the bit is clear.
+  const bool intx_disabled = (config_.command() & PCI_COMMAND_INTX_DISABLE) != 0;
+  if (intx_disabled_.exchange(intx_disabled) != intx_disabled && !msix_->enabled()) {
+    resources_.intx->SetLevel(!intx_disabled && isr_.load() != 0);
+  }
   const uint32_t control = msix_cap_ + PCI_MSIX_FLAGS;
   if (offset < control + 2 && offset + data.size() > control) {
     const uint16_t flags = config_.ReadU16(control);
@@ -212,6 +218,7 @@ void VirtioPciFunction::UpdateDoorbells() {
 }
 
 void VirtioPciFunction::Activate() {
+  if (active_) return;  // the register file allows DRIVER_OK once per reset; stay defensive
   Activation activation;
   activation.memory = resources_.memory;
   activation.features = common_.driver_features();
@@ -241,8 +248,7 @@ void VirtioPciFunction::Activate() {
   active_ = true;
   UpdateDoorbells();
   Log(LogLevel::kDebug, "%s: driver ready: features %#x, %d queue doorbells%s", name_,
-      common_.driver_features(), doorbells_.size(),
-      msix_->enabled() ? ", MSI-X" : ", INTx");
+      common_.driver_features(), doorbells_.size(), msix_->enabled() ? ", MSI-X" : ", INTx");
 }
 
 void VirtioPciFunction::ResetDevice() {
@@ -269,7 +275,12 @@ void VirtioPciFunction::ReadBar(uint64_t offset, std::span<uint8_t> data) {
   } else if (offset == Layout::kIsr) {
     // Reading the ISR acknowledges it and deasserts INTx (§4.1.4.5.1).
     data[0] = isr_.exchange(0);
-    if (!msix_->enabled()) resources_.intx->SetLevel(false);
+    if (!msix_->enabled()) {
+      resources_.intx->SetLevel(false);
+      // A worker may have set a bit and raised the line between the exchange and the lowering
+      // above; re-raise it, or that interrupt is lost.
+      if (isr_.load() != 0 && !intx_disabled_.load()) resources_.intx->SetLevel(true);
+    }
   } else if (InArea(offset, data.size(), Layout::kDeviceConfig)) {
     const uint64_t config_offset = offset - Layout::kDeviceConfig;
     if (config_offset + data.size() <= device_->config_size()) {
@@ -323,7 +334,7 @@ void VirtioPciFunction::Interrupt(uint8_t isr_bit, uint16_t vector) {
   isr_.fetch_or(isr_bit);
   if (msix_->enabled()) {
     if (vector != kNoMsixVector) msix_->Notify(vector);
-  } else {
+  } else if (!intx_disabled_.load()) {
     resources_.intx->SetLevel(true);
   }
 }

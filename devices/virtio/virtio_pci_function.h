@@ -101,6 +101,7 @@ class VirtioPciFunction : public PciFunction {
   // Read by device worker threads when they interrupt, so not under mutex_.
   std::atomic<uint8_t> isr_{0};
   std::atomic<bool> needs_reset_{false};
+  std::atomic<bool> intx_disabled_{false};  // command register bit 10, for worker threads
   std::unique_ptr<std::atomic<uint16_t>[]> queue_vectors_;
   std::atomic<uint16_t> config_vector_{kNoMsixVector};
 };

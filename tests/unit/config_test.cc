@@ -196,10 +196,10 @@ TEST_F(ConfigTest, RejectsUnreadableKernel) {
 }
 
 TEST_F(ConfigTest, ParsesDisksInOrderAndRng) {
-  absl::StatusOr<VmConfig> config = Parse(absl::StrCat(
-      kBoot,
-      "[[disk]]\npath = \"disk.img\"\nserial = \"root-disk\"\n"
-      "[[disk]]\npath = \"disk2.img\"\nread_only = true\n[rng]\n"));
+  absl::StatusOr<VmConfig> config =
+      Parse(absl::StrCat(kBoot,
+                         "[[disk]]\npath = \"disk.img\"\nserial = \"root-disk\"\n"
+                         "[[disk]]\npath = \"disk2.img\"\nread_only = true\n[rng]\n"));
   ASSERT_TRUE(config.ok()) << config.status();
   ASSERT_EQ(config->disks.size(), 2u);
   EXPECT_EQ(config->disks[0].path, dir_ / "disk.img");
@@ -218,6 +218,24 @@ TEST_F(ConfigTest, NoDevicesByDefaultAndRngCanBeDisabled) {
   config = Parse(absl::StrCat(kBoot, "[rng]\nenabled = false\n"));
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_FALSE(config->rng);
+}
+
+TEST_F(ConfigTest, ParsesNetsAndConsoleDevice) {
+  absl::StatusOr<VmConfig> config = Parse(
+      absl::StrCat(kBoot,
+                   "[[net]]\ntap = \"tap0\"\nmac = \"52:54:00:AB:cd:01\"\n[[net]]\ntap = \"tap1\"\n"
+                   "[console]\ndevice = \"virtio\"\n"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->nets.size(), 2u);
+  EXPECT_EQ(config->nets[0].tap, "tap0");
+  ASSERT_TRUE(config->nets[0].mac.has_value());
+  EXPECT_EQ(*config->nets[0].mac, (std::array<uint8_t, 6>{0x52, 0x54, 0x00, 0xab, 0xcd, 0x01}));
+  EXPECT_EQ(config->nets[1].tap, "tap1");
+  EXPECT_FALSE(config->nets[1].mac.has_value());
+  EXPECT_EQ(config->console_device, ConsoleDevice::kVirtio);
+  config = Parse(kBoot);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->console_device, ConsoleDevice::kSerial);
 }
 
 TEST_F(ConfigTest, LoadVmConfigReadsFile) {
@@ -262,7 +280,8 @@ std::vector<ErrorCase> ErrorCases() {
        "[network]\nmode = 1\n" + boot,
        1,
        2,
-       {"unknown section 'network'", "(valid sections: [vm], [boot], [serial], [disk], [rng])"}},
+       {"unknown section 'network'",
+        "(valid sections: [vm], [boot], [serial], [disk], [rng], [net], [console])"}},
       {"RejectsDiskWrittenAsSingleTable",
        boot + "[disk]\npath = \"disk.img\"\n",
        3,
@@ -303,11 +322,42 @@ std::vector<ErrorCase> ErrorCases() {
        4,
        11,
        {"[rng] enabled must be true or false, got integer"}},
+      {"RejectsNetWithoutTap",
+       boot + "[[net]]\nmac = \"52:54:00:00:00:01\"\n",
+       3,
+       1,
+       {"[net] tap is required"}},
+      {"RejectsInvalidTapName",
+       boot + "[[net]]\ntap = \"much-too-long-name\"\n",
+       4,
+       7,
+       {"[net] tap must be a valid interface name", "at most 15"}},
+      {"RejectsMulticastMac",
+       boot + "[[net]]\ntap = \"tap0\"\nmac = \"01:00:5e:00:00:01\"\n",
+       5,
+       7,
+       {"[net] mac must be a unicast MAC address"}},
+      {"RejectsMalformedMac",
+       boot + "[[net]]\ntap = \"tap0\"\nmac = \"52:54:00:00:00\"\n",
+       5,
+       7,
+       {"[net] mac must be a unicast MAC address, got \"52:54:00:00:00\""}},
+      {"RejectsOneTapForTwoNets",
+       boot + "[[net]]\ntap = \"tap0\"\n[[net]]\ntap = \"tap0\"\n",
+       6,
+       7,
+       {"'tap0' is already used by another [[net]]"}},
+      {"RejectsUnknownConsoleDevice",
+       boot + "[console]\ndevice = \"usb\"\n",
+       4,
+       10,
+       {"[console] device must be \"serial\" or \"virtio\", got \"usb\""}},
       {"RejectsUnknownTopLevelKey",
        "debug = true\n" + boot,
        1,
        1,
-       {"unknown top-level key 'debug'", "valid sections: [vm], [boot], [serial], [disk], [rng]"}},
+       {"unknown top-level key 'debug'",
+        "valid sections: [vm], [boot], [serial], [disk], [rng], [net], [console]"}},
       {"RejectsUnknownKeyInVm",
        "[vm]\nmemroy_mib = 256\n" + boot,
        2,

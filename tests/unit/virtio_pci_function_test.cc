@@ -772,7 +772,8 @@ TEST_F(VirtioPciFunctionTest, ServesSeveralChainsWithEventIdxAndIndirect) {
   PutDescriptor(1, kBuffer + 0x100, 16, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 2);
   PutDescriptor(2, kBuffer + 0x200, 48, VRING_DESC_F_WRITE);
   constexpr uint64_t kIndirectTable = 0x5000;
-  const vring_desc indirect = {.addr = kBuffer + 0x300, .len = 32, .flags = VRING_DESC_F_WRITE, .next = 0};
+  const vring_desc indirect = {
+      .addr = kBuffer + 0x300, .len = 32, .flags = VRING_DESC_F_WRITE, .next = 0};
   ASSERT_TRUE(memory_.WriteObject(kIndirectTable, indirect).ok());
   PutDescriptor(3, kIndirectTable, sizeof(vring_desc), VRING_DESC_F_INDIRECT);
   Offer(0);
@@ -845,6 +846,23 @@ TEST_F(VirtioPciFunctionTest, EnablingMsixDeassertsIntx) {
   Kick();
   ASSERT_TRUE(WaitFor([&] { return intx_.level(); }));
   SetMsixControl(PCI_MSIX_FLAGS_ENABLE);
+  EXPECT_FALSE(intx_.level());
+}
+
+// PCI 3.0 §6.2.2, Interrupt Disable: while set, the function must not assert INTx#; clearing
+// it with the interrupt condition still pending asserts the line.
+TEST_F(VirtioPciFunctionTest, InterruptDisableBitKeepsIntxDeasserted) {
+  InitDriver({.msix = false});
+  ConfigWrite16(PCI_COMMAND, Config16(PCI_COMMAND) | PCI_COMMAND_INTX_DISABLE);
+  PutDescriptor(0, kBuffer, kBufferSize, VRING_DESC_F_WRITE);
+  Offer(0);
+  Kick();
+  ASSERT_TRUE(WaitFor([&] { return UsedIdx() == 1; }));
+  EXPECT_TRUE(StaysTrue([&] { return !intx_.level(); })) << "INTx asserted while disabled";
+
+  ConfigWrite16(PCI_COMMAND, Config16(PCI_COMMAND) & ~PCI_COMMAND_INTX_DISABLE);
+  EXPECT_TRUE(intx_.level());
+  EXPECT_EQ(ReadIsr(), kIsrQueue);
   EXPECT_FALSE(intx_.level());
 }
 

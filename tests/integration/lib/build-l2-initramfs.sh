@@ -58,7 +58,9 @@ export PATH=/bin:/sbin
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 # The archive has no /dev/console node (building one needs root), so the
 # kernel started us without stdio; attach it now.
-exec </dev/console >/dev/console 2>&1
+# With console=hvc0 no console exists until virtio_console is loaded (below), and a
+# failed redirection would end init; test the open first.
+if (: </dev/console) 2>/dev/null; then exec </dev/console >/dev/console 2>&1; fi
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 
@@ -85,6 +87,10 @@ printf '\176' | dd of=/dev/port bs=1 seek=128 count=1 2>/dev/null
 while read -r mod; do
 	insmod "/lib/modules/$mod" 2>/dev/null || echo "MINIVMM-L2: insmod $mod failed"
 done </lib/modules/load-order
+# console=hvc0: the virtio console exists now; attach to it.
+case " $(cat /proc/cmdline) " in
+*" console=hvc0 "*) [ -c /dev/hvc0 ] && exec </dev/hvc0 >/dev/hvc0 2>&1 ;;
+esac
 
 action=
 for word in $(cat /proc/cmdline); do

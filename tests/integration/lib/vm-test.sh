@@ -61,6 +61,10 @@ vmtest_guest_script() {
 	stage=$(mktemp -d "$vmtest_work/script.XXXXXX")
 	cp "$script" "$stage/test.sh"
 	cp "$MINIVMM_GUEST_INITRAMFS" "$out"
+	# The kernel looks for the next archive only at 4-byte boundaries; zero padding is skipped
+	# (Documentation/driver-api/early-userspace/buffer-format.rst).
+	local pad=$(((4 - $(stat -c %s "$out") % 4) % 4))
+	head -c "$pad" /dev/zero >>"$out"
 	(cd "$stage" && echo test.sh | cpio --quiet -o -H newc -R 0:0) >>"$out"
 }
 

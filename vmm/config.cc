@@ -77,6 +77,10 @@ constexpr KeySpec kNetKeys[] = {
 constexpr KeySpec kConsoleKeys[] = {
     {"device", R"(set device = "serial" (ttyS0) or "virtio" (hvc0, virtio-console))"},
 };
+constexpr KeySpec kPassthroughKeys[] = {
+    {"device", R"(set device to the host PCI address of the function, like "0000:00:03.0")"},
+    {"sysfs", "set sysfs to the function's folder, like /sys/bus/pci/devices/0000:00:03.0"},
+};
 constexpr SectionSpec kVmSection = {"vm", kVmKeys};
 constexpr SectionSpec kBootSection = {"boot", kBootKeys};
 constexpr SectionSpec kSerialSection = {"serial", kSerialKeys};
@@ -84,8 +88,10 @@ constexpr SectionSpec kDiskSection = {"disk", kDiskKeys};
 constexpr SectionSpec kRngSection = {"rng", kRngKeys};
 constexpr SectionSpec kNetSection = {"net", kNetKeys};
 constexpr SectionSpec kConsoleSection = {"console", kConsoleKeys};
-constexpr SectionSpec kSections[] = {kVmSection,  kBootSection, kSerialSection, kDiskSection,
-                                     kRngSection, kNetSection,  kConsoleSection};
+constexpr SectionSpec kPassthroughSection = {"passthrough", kPassthroughKeys};
+constexpr SectionSpec kSections[] = {kVmSection,      kBootSection,       kSerialSection,
+                                     kDiskSection,    kRngSection,        kNetSection,
+                                     kConsoleSection, kPassthroughSection};
 
 // One 4 KiB page with the terminating NUL: an upper bound for any kernel. The real limit is
 // per-image (Linux boot protocol 2.06+, hdr.cmdline_size; 2047 on x86-64), so the kernel loader
@@ -151,6 +157,7 @@ class Section {
       : config_path_(config_path), spec_(spec), table_(table) {}
 
   bool present() const { return table_ != nullptr; }
+  const fs::path& config_path() const { return config_path_; }
 
   // Rejects keys the parser would otherwise silently ignore (usually typos).
   absl::Status CheckKnownKeys() const {
@@ -506,6 +513,59 @@ absl::Status ParseNet(const Section& net, VmConfig& config) {
   return absl::OkStatus();
 }
 
+// "DDDD:BB:DD.F" or "BB:DD.F" (domain 0000) in hex, as lspci -D prints it; returns the
+// canonical lower-case form with the domain.
+std::optional<std::string> CanonicalPciAddress(std::string_view text) {
+  std::string address(text);
+  if (address.size() == 7) address = "0000:" + address;
+  if (address.size() != 12 || address[4] != ':' || address[7] != ':' || address[10] != '.') {
+    return std::nullopt;
+  }
+  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9}) {
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(address[i]))) return std::nullopt;
+    address[i] = absl::ascii_tolower(static_cast<unsigned char>(address[i]));
+  }
+  // Device numbers go up to 0x1f, function numbers to 7 (PCI Local Bus 3.0 §3.2.2.3.1).
+  const int device = std::stoi(address.substr(8, 2), nullptr, 16);
+  if (device > 0x1f || address[11] < '0' || address[11] > '7') return std::nullopt;
+  return address;
+}
+
+absl::Status ParsePassthrough(const Section& section, const toml::table& table, VmConfig& config) {
+  MINIVMM_ASSIGN_OR_RETURN(const toml::value<std::string>* device,
+                           section.Get<std::string>("device"));
+  MINIVMM_ASSIGN_OR_RETURN(const toml::value<std::string>* sysfs,
+                           section.Get<std::string>("sysfs"));
+  if ((device == nullptr) == (sysfs == nullptr)) {
+    return ErrorAt(section.config_path(), table.source(),
+                   "[passthrough] needs exactly one of device and sysfs",
+                   R"(set device = "0000:00:03.0", or sysfs = "/sys/bus/pci/devices/...")");
+  }
+  PassthroughConfig entry;
+  const toml::value<std::string>* given = device != nullptr ? device : sysfs;
+  std::string_view key = device != nullptr ? "device" : "sysfs";
+  const std::string name = device != nullptr ? **device : fs::path(**sysfs).filename().string();
+  std::optional<std::string> address = CanonicalPciAddress(name);
+  if (!address) {
+    return section.Error(
+        *given, key,
+        absl::StrFormat("must name a PCI function like 0000:00:03.0, got \"%s\"", **given));
+  }
+  entry.address = *address;
+  entry.sysfs_path =
+      sysfs != nullptr ? fs::path(**sysfs) : fs::path("/sys/bus/pci/devices") / *address;
+  for (const PassthroughConfig& other : config.passthrough) {
+    if (other.address == entry.address) {
+      return section.Error(
+          *given, key,
+          absl::StrFormat("%s is already passed through by another [[passthrough]]", entry.address),
+          "list each function once");
+    }
+  }
+  config.passthrough.push_back(std::move(entry));
+  return absl::OkStatus();
+}
+
 absl::Status ParseConsole(const Section& console, VmConfig& config) {
   return console.ReadChoice(
       "device", {{"serial", ConsoleDevice::kSerial}, {"virtio", ConsoleDevice::kVirtio}},
@@ -549,6 +609,10 @@ absl::StatusOr<VmConfig> ParseVmConfig(std::string_view toml_text,
   MINIVMM_RETURN_IF_ERROR(ParseDeviceArray(
       config_path, root, kNetSection, kMaxNets,
       [&](const Section& net, const toml::table&) { return ParseNet(net, config); }));
+  MINIVMM_RETURN_IF_ERROR(ParseDeviceArray(config_path, root, kPassthroughSection, kMaxPassthrough,
+                                           [&](const Section& section, const toml::table& table) {
+                                             return ParsePassthrough(section, table, config);
+                                           }));
   MINIVMM_ASSIGN_OR_RETURN(Section console, OpenSection(config_path, root, kConsoleSection));
   MINIVMM_RETURN_IF_ERROR(ParseConsole(console, config));
   MINIVMM_ASSIGN_OR_RETURN(Section rng, OpenSection(config_path, root, kRngSection));

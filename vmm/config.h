@@ -43,6 +43,17 @@ struct NetConfig {
 
 inline constexpr size_t kMaxNets = 8;
 
+// [[passthrough]]: a host PCI function assigned to the guest with VFIO.
+struct PassthroughConfig {
+  // Canonical host address "DDDD:BB:DD.F" (from `device`, or the last component of `sysfs`).
+  std::string address;
+  // The sysfs folder of the function (/sys/bus/pci/devices/ADDRESS unless given).
+  std::filesystem::path sysfs_path;
+};
+
+// Passthrough functions per VM (ESXi 5 allowed 6; the PCI bus has 31 free slots).
+inline constexpr size_t kMaxPassthrough = 16;
+
 // [console] device: which guest device the host end of the console ([serial] mode) is wired to.
 enum class ConsoleDevice { kSerial, kVirtio };
 
@@ -68,6 +79,8 @@ struct VmConfig {
   std::vector<NetConfig> nets;
   // [console]
   ConsoleDevice console_device = ConsoleDevice::kSerial;
+  // [[passthrough]], in PCI slot order after the virtio devices.
+  std::vector<PassthroughConfig> passthrough;
 };
 
 // Parses TOML text. config_path names the file in messages and anchors relative paths.

@@ -238,6 +238,20 @@ TEST_F(ConfigTest, ParsesNetsAndConsoleDevice) {
   EXPECT_EQ(config->console_device, ConsoleDevice::kSerial);
 }
 
+TEST_F(ConfigTest, ParsesPassthroughByAddressAndBySysfsPath) {
+  absl::StatusOr<VmConfig> config = Parse(absl::StrCat(
+      kBoot,
+      "[[passthrough]]\ndevice = \"0000:00:03.0\"\n[[passthrough]]\ndevice = \"3A:00.1\"\n"
+      "[[passthrough]]\nsysfs = \"/sys/devices/pci0000:00/0000:00:1f.7\"\n"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->passthrough.size(), 3u);
+  EXPECT_EQ(config->passthrough[0].address, "0000:00:03.0");
+  EXPECT_EQ(config->passthrough[0].sysfs_path, "/sys/bus/pci/devices/0000:00:03.0");
+  EXPECT_EQ(config->passthrough[1].address, "0000:3a:00.1");
+  EXPECT_EQ(config->passthrough[2].address, "0000:00:1f.7");
+  EXPECT_EQ(config->passthrough[2].sysfs_path, "/sys/devices/pci0000:00/0000:00:1f.7");
+}
+
 TEST_F(ConfigTest, LoadVmConfigReadsFile) {
   WriteFile(config_path_, "[vm]\nvcpus = 3\n[boot]\nkernel = \"vmlinuz\"\n");
   absl::StatusOr<VmConfig> config = LoadVmConfig(config_path_);
@@ -281,7 +295,8 @@ std::vector<ErrorCase> ErrorCases() {
        1,
        2,
        {"unknown section 'network'",
-        "(valid sections: [vm], [boot], [serial], [disk], [rng], [net], [console])"}},
+        "(valid sections: [vm], [boot], [serial], [disk], [rng], [net], [console], "
+        "[passthrough])"}},
       {"RejectsDiskWrittenAsSingleTable",
        boot + "[disk]\npath = \"disk.img\"\n",
        3,
@@ -352,12 +367,33 @@ std::vector<ErrorCase> ErrorCases() {
        4,
        10,
        {"[console] device must be \"serial\" or \"virtio\", got \"usb\""}},
+      {"RejectsMalformedPciAddress",
+       boot + "[[passthrough]]\ndevice = \"00:20.0\"\n",
+       4,
+       10,
+       {"[passthrough] device must name a PCI function like 0000:00:03.0, got \"00:20.0\""}},
+      {"RejectsPassthroughWithoutDevice",
+       boot + "[[passthrough]]\n",
+       3,
+       1,
+       {"[passthrough] needs exactly one of device and sysfs"}},
+      {"RejectsPassthroughWithDeviceAndSysfs",
+       boot +
+           "[[passthrough]]\ndevice = \"00:03.0\"\nsysfs = \"/sys/bus/pci/devices/0000:00:03.0\"\n",
+       3,
+       1,
+       {"exactly one of device and sysfs"}},
+      {"RejectsTheSameFunctionTwice",
+       boot + "[[passthrough]]\ndevice = \"00:03.0\"\n[[passthrough]]\ndevice = \"0000:00:03.0\"\n",
+       6,
+       10,
+       {"0000:00:03.0 is already passed through", "list each function once"}},
       {"RejectsUnknownTopLevelKey",
        "debug = true\n" + boot,
        1,
        1,
        {"unknown top-level key 'debug'",
-        "valid sections: [vm], [boot], [serial], [disk], [rng], [net], [console]"}},
+        "valid sections: [vm], [boot], [serial], [disk], [rng], [net], [console], [passthrough]"}},
       {"RejectsUnknownKeyInVm",
        "[vm]\nmemroy_mib = 256\n" + boot,
        2,

@@ -1,0 +1,66 @@
+// Host-side checks before a PCI function is handed to VFIO: its address, its IOMMU group and
+// the drivers bound to it and to the rest of its group, read from sysfs. Every failure is one
+// message that names the device and the fix, because these are host setup mistakes, not bugs.
+#ifndef MINIVMM_PASSTHROUGH_HOST_PCI_H_
+#define MINIVMM_PASSTHROUGH_HOST_PCI_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace minivmm {
+
+// A PCI function address as sysfs names it: segment (domain), bus, device, function.
+struct PciAddress {
+  uint32_t domain = 0;  // Linux prints it %04x; VMD domains (0x10000+) take 5 digits
+  uint8_t bus = 0;
+  uint8_t device = 0;    // 0..31 (PCI Local Bus 3.0 §3.2.2.3.1: 5-bit device number)
+  uint8_t function = 0;  // 0..7 (3-bit function number)
+
+  // "0000:00:03.0": the form of /sys/bus/pci/devices entries and of lspci -D.
+  std::string ToString() const;
+  friend bool operator==(const PciAddress&, const PciAddress&) = default;
+};
+
+// Accepts "DDDD:BB:DD.F" (4 to 8 hex digits of domain) and "BB:DD.F" (domain 0000), in either
+// case; rejects anything else, so a parsed address is also safe to put in a sysfs path.
+absl::StatusOr<PciAddress> ParsePciAddress(std::string_view text);
+// ParsePciAddress(text)->ToString(): the canonical, lower-case, domain-qualified form.
+absl::StatusOr<std::string> CanonicalPciAddress(std::string_view text);
+
+// Reads the host's PCI/IOMMU state under a sysfs root ("/sys"; tests pass a fake tree). Every
+// bdf argument may be in either form ParsePciAddress accepts.
+class HostPci {
+ public:
+  explicit HostPci(std::string sysfs_root = "/sys");
+
+  // The number of the IOMMU group holding bdf (the target of its iommu_group link).
+  absl::StatusOr<int> IommuGroupOf(std::string_view bdf) const;
+  // The name of the driver bound to bdf, or "" when none is.
+  absl::StatusOr<std::string> DriverOf(std::string_view bdf) const;
+  // The device names (BDFs for PCI) in IOMMU group `group`, sorted.
+  absl::StatusOr<std::vector<std::string>> GroupMembers(int group) const;
+
+  // OK when bdf exists, is bound to vfio-pci, and every other device of its IOMMU group is
+  // bound to vfio-pci, pci-stub, pcieport or no driver, which is what the kernel requires for
+  // the group to be viable (drivers that set driver_managed_dma; bridges under pcieport are
+  // allowed since Linux 5.19). The kernel still has the last word (VFIO_GROUP_GET_STATUS);
+  // this check exists to say what to fix.
+  absl::Status CheckAssignable(std::string_view bdf) const;
+
+  const std::string& sysfs_root() const { return root_; }
+
+ private:
+  std::string DevicePath(const std::string& bdf) const;
+  absl::Status RequireDevice(const std::string& bdf) const;
+
+  std::string root_;
+};
+
+}  // namespace minivmm
+
+#endif  // MINIVMM_PASSTHROUGH_HOST_PCI_H_

@@ -56,7 +56,8 @@ std::string BindHint(const std::string& root, const std::string& bdf, bool has_d
   const std::string dev = absl::StrFormat("%s/bus/pci/devices/%s", root, bdf);
   std::string manual;
   if (has_driver) manual = absl::StrFormat("echo %s > %s/driver/unbind; ", bdf, dev);
-  absl::StrAppendFormat(&manual, "echo vfio-pci > %s/driver_override; echo %s > %s/bus/pci/drivers_probe",
+  absl::StrAppendFormat(&manual,
+                        "echo vfio-pci > %s/driver_override; echo %s > %s/bus/pci/drivers_probe",
                         dev, bdf, root);
   return absl::StrFormat("bind it to vfio-pci: minivmm passthrough bind %s (or: %s)", bdf, manual);
 }
@@ -120,10 +121,10 @@ absl::StatusOr<int> HostPci::IommuGroupOf(std::string_view bdf_text) const {
   MINIVMM_ASSIGN_OR_RETURN(const std::string group_name, LinkBasename(link));
   if (group_name.empty()) {
     const std::string groups_dir = root_ + "/kernel/iommu_groups";
-    const std::string why = DirectoryHasEntries(groups_dir)
-                                ? "the host's IOMMU does not cover it"
-                                : absl::StrFormat("the host has no IOMMU enabled (%s is empty)",
-                                                  groups_dir);
+    const std::string why =
+        DirectoryHasEntries(groups_dir)
+            ? "the host's IOMMU does not cover it"
+            : absl::StrFormat("the host has no IOMMU enabled (%s is empty)", groups_dir);
     return absl::FailedPreconditionError(
         absl::StrFormat("no IOMMU group for %s: %s: enable VT-d/AMD-Vi in firmware and boot with "
                         "intel_iommu=on / amd_iommu=on",
@@ -133,9 +134,8 @@ absl::StatusOr<int> HostPci::IommuGroupOf(std::string_view bdf_text) const {
   auto [end, ec] =
       std::from_chars(group_name.data(), group_name.data() + group_name.size(), group, 10);
   if (ec != std::errc() || end != group_name.data() + group_name.size() || group > INT32_MAX) {
-    return absl::InternalError(
-        absl::StrFormat("%s points to '%s', which is not an IOMMU group number", link.string(),
-                        group_name));
+    return absl::InternalError(absl::StrFormat(
+        "%s points to '%s', which is not an IOMMU group number", link.string(), group_name));
   }
   return static_cast<int>(group);
 }
@@ -151,8 +151,8 @@ absl::StatusOr<std::vector<std::string>> HostPci::GroupMembers(int group) const 
   std::error_code ec;
   fs::directory_iterator it(dir, ec);
   if (ec == std::errc::no_such_file_or_directory) {
-    return absl::NotFoundError(absl::StrFormat("no IOMMU group %d (%s is missing)", group,
-                                               dir.string()));
+    return absl::NotFoundError(
+        absl::StrFormat("no IOMMU group %d (%s is missing)", group, dir.string()));
   }
   if (ec) return FsError(absl::StrFormat("listing %s", dir.string()), ec);
   std::vector<std::string> members;
@@ -169,11 +169,11 @@ absl::Status HostPci::CheckAssignable(std::string_view bdf_text) const {
   MINIVMM_RETURN_IF_ERROR(RequireDevice(bdf));
   MINIVMM_ASSIGN_OR_RETURN(const std::string driver, DriverOf(bdf));
   if (driver != kVfioPci) {
-    const std::string bound =
-        driver.empty() ? "is not bound to any driver"
-                       : absl::StrFormat("is bound to %s, not vfio-pci", driver);
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "PCI device %s %s: %s", bdf, bound, BindHint(root_, bdf, !driver.empty())));
+    const std::string bound = driver.empty()
+                                  ? "is not bound to any driver"
+                                  : absl::StrFormat("is bound to %s, not vfio-pci", driver);
+    return absl::FailedPreconditionError(
+        absl::StrFormat("PCI device %s %s: %s", bdf, bound, BindHint(root_, bdf, !driver.empty())));
   }
   MINIVMM_ASSIGN_OR_RETURN(const int group, IommuGroupOf(bdf));
   MINIVMM_ASSIGN_OR_RETURN(const std::vector<std::string> members, GroupMembers(group));
@@ -183,11 +183,10 @@ absl::Status HostPci::CheckAssignable(std::string_view bdf_text) const {
     // own links rather than /sys/bus/pci.
     MINIVMM_ASSIGN_OR_RETURN(
         const std::string member_driver,
-        LinkBasename(absl::StrFormat("%s/kernel/iommu_groups/%d/devices/%s/driver", root_, group,
-                                     member)));
-    if (member_driver.empty() ||
-        std::find(std::begin(kViableDrivers), std::end(kViableDrivers), member_driver) !=
-            std::end(kViableDrivers)) {
+        LinkBasename(
+            absl::StrFormat("%s/kernel/iommu_groups/%d/devices/%s/driver", root_, group, member)));
+    if (member_driver.empty() || std::find(std::begin(kViableDrivers), std::end(kViableDrivers),
+                                           member_driver) != std::end(kViableDrivers)) {
       continue;
     }
     return absl::FailedPreconditionError(absl::StrFormat(

@@ -201,8 +201,8 @@ absl::Status VfioContainer::MapDma(uint64_t iova, uint64_t size, void* host) {
         return absl::ResourceExhaustedError(
             absl::StrFormat("%s: %s", ErrnoError(context, err).message(), MemlockHint()));
       case EEXIST:
-        return absl::AlreadyExistsError(absl::StrFormat(
-            "%s: overlaps an existing mapping", ErrnoError(context, err).message()));
+        return absl::AlreadyExistsError(absl::StrFormat("%s: overlaps an existing mapping",
+                                                        ErrnoError(context, err).message()));
       case ENOSPC:
         return absl::ResourceExhaustedError(absl::StrFormat(
             "%s: too many DMA mappings (vfio_iommu_type1 module parameter dma_entry_limit)",
@@ -230,7 +230,16 @@ absl::Status VfioContainer::UnmapDma(uint64_t iova, uint64_t size) {
   unmap.argsz = sizeof(unmap);
   unmap.iova = iova;
   unmap.size = size;
-  if (::ioctl(fd_->get(), VFIO_IOMMU_UNMAP_DMA, &unmap) < 0) return ErrnoError(context);
+  if (::ioctl(fd_->get(), VFIO_IOMMU_UNMAP_DMA, &unmap) < 0) {
+    const int err = errno;
+    if (err == EINVAL) {
+      // type1v2 refuses to split a mapping (vfio_iommu_type1.c, vfio_dma_do_unmap).
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: the range must be page-aligned and cover whole MapDma mappings",
+                          ErrnoError(context, err).message()));
+    }
+    return ErrnoError(context, err);
+  }
   // The kernel writes back how much it unmapped.
   if (unmap.size != size) {
     return absl::InvalidArgumentError(absl::StrFormat(

@@ -81,9 +81,9 @@ absl::Status ParseSparseMmap(std::span<const uint8_t> buffer, uint64_t offset, u
     const auto area = Load<vfio_region_sparse_mmap_area>(
         buffer, areas_offset + i * sizeof(vfio_region_sparse_mmap_area));
     if (!Fits(area.offset, area.size, region_size)) {
-      return Malformed(absl::StrFormat(
-          "sparse mmap area %u [0x%x, +0x%x) is outside the region (size 0x%x)", i, area.offset,
-          area.size, region_size));
+      return Malformed(
+          absl::StrFormat("sparse mmap area %u [0x%x, +0x%x) is outside the region (size 0x%x)", i,
+                          area.offset, area.size, region_size));
     }
     if (area.size == 0) continue;
     caps->sparse_mmap_areas.push_back({area.offset, area.size});
@@ -95,8 +95,8 @@ absl::Status ParseSparseMmap(std::span<const uint8_t> buffer, uint64_t offset, u
 
 absl::StatusOr<VfioRegionCaps> ParseRegionInfoCaps(std::span<const uint8_t> info_buffer) {
   if (info_buffer.size() < sizeof(vfio_region_info)) {
-    return Malformed(absl::StrFormat("%u bytes, shorter than struct vfio_region_info",
-                                     info_buffer.size()));
+    return Malformed(
+        absl::StrFormat("%u bytes, shorter than struct vfio_region_info", info_buffer.size()));
   }
   const auto info = Load<vfio_region_info>(info_buffer, 0);
   VfioRegionCaps caps;
@@ -294,9 +294,9 @@ absl::StatusOr<const VfioDeviceFd::Region*> VfioDeviceFd::AccessibleRegion(
         "%s: the region is not %s", Context(op, index, false), write ? "writable" : "readable"));
   }
   if (offset > region.info.size || size > region.info.size - offset) {
-    return absl::OutOfRangeError(absl::StrFormat("%s: [0x%x, +0x%x) is outside the region (size 0x%x)",
-                                                 Context(op, index, false), offset, size,
-                                                 region.info.size));
+    return absl::OutOfRangeError(
+        absl::StrFormat("%s: [0x%x, +0x%x) is outside the region (size 0x%x)",
+                        Context(op, index, false), offset, size, region.info.size));
   }
   return &region;
 }
@@ -346,8 +346,8 @@ absl::Status VfioDeviceFd::WriteRegion(uint32_t index, uint64_t offset,
 
 absl::StatusOr<void*> VfioDeviceFd::MmapRegion(uint32_t index, uint64_t offset, uint64_t size) {
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  const std::string context = absl::StrFormat("%s [0x%x, +0x%x)", Context("mmap", index, false),
-                                              offset, size);
+  const std::string context =
+      absl::StrFormat("%s [0x%x, +0x%x)", Context("mmap", index, false), offset, size);
   if (size == 0 || offset % page != 0 || size % page != 0) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%s: offset and size must be page-aligned and size non-zero", context));
@@ -368,8 +368,7 @@ absl::StatusOr<void*> VfioDeviceFd::MmapRegion(uint32_t index, uint64_t offset, 
     return absl::InvalidArgumentError(
         absl::StrFormat("%s: not inside an mmap area of the region", context));
   }
-  const int prot =
-      (region.info.readable ? PROT_READ : 0) | (region.info.writable ? PROT_WRITE : 0);
+  const int prot = (region.info.readable ? PROT_READ : 0) | (region.info.writable ? PROT_WRITE : 0);
   void* mapping = ::mmap(nullptr, size, prot, MAP_SHARED, fd_.get(),
                          static_cast<off_t>(region.fd_offset + offset));
   if (mapping == MAP_FAILED) return ErrnoError(context);
@@ -400,13 +399,12 @@ absl::Status VfioDeviceFd::SetIrqEventFds(uint32_t index, uint32_t start,
                                           std::span<const int> fds) {
   if (fds.empty()) {
     // DATA_NONE | ACTION_TRIGGER with count 0 disables the whole index (<linux/vfio.h>).
-    return SetIrqs(index, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, {},
-                   "disable");
+    return SetIrqs(index, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, {}, "disable");
   }
   if (fds.size() > UINT32_MAX - start) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: %u vectors from %u overflow", Context("VFIO_DEVICE_SET_IRQS", index, true),
-        fds.size(), start));
+    return absl::InvalidArgumentError(absl::StrFormat("%s: %u vectors from %u overflow",
+                                                      Context("VFIO_DEVICE_SET_IRQS", index, true),
+                                                      fds.size(), start));
   }
   const std::string what =
       absl::StrFormat("trigger eventfds for vectors [%u, %u)", start, start + fds.size());

@@ -90,6 +90,7 @@ listener_pids=()
 cleanup() {
 	local pid
 	for pid in "${listener_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	pkill -f "busybox nc -l -p" 2>/dev/null || true
 	[ -z "$tap_created" ] || ip link del "$tap" 2>/dev/null || true
 	rm -rf "$w"
 }
@@ -305,16 +306,18 @@ if [ -n "$with_net" ]; then
 	hold=$w/hold
 	mkfifo "$hold"
 	# L2 -> L1: read until the guest closes; stdin held open (busybox nc half-closes on its EOF).
-	timeout 600 busybox nc -l -p "$tx_port" 0<>"$hold" > >(wc -c >"$w/nettx.bytes") &
+	# (Pipelines, not process substitution: L1's chroot has no /dev/fd.)
+	(timeout 600 busybox nc -l -p "$tx_port" 0<>"$hold" | wc -c >"$w/nettx.bytes") &
 	listener_pids+=($!)
 	# L1 -> L2: send COUNT blocks of 64 KiB to the first client, then half-close.
-	timeout 600 busybox nc -l -p "$rx_port" >/dev/null \
-		< <(dd if=/dev/zero bs=64k count="$count" 2>/dev/null) &
+	(dd if=/dev/zero bs=64k count="$count" 2>/dev/null |
+		timeout 600 busybox nc -l -p "$rx_port" >/dev/null) &
 	listener_pids+=($!)
 	phase=net
 	run_phase net
 	sleep 1
 	for pid in "${listener_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	pkill -f "busybox nc -l -p" 2>/dev/null || true
 	listener_pids=()
 	exits=$(exits_cell)
 	l1_got=$(tr -dc 0-9 <"$w/nettx.bytes" 2>/dev/null || true)

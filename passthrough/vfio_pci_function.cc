@@ -48,8 +48,9 @@ std::vector<VfioMmapArea> MappableAreas(std::span<const VfioMmapArea> areas, uin
       const uint64_t hole_end = AlignUp(hole.end, page);
       std::vector<ByteRange> kept;
       for (const ByteRange& piece : pieces) {
-        if (piece.begin < hole_begin)
+        if (piece.begin < hole_begin) {
           kept.push_back({piece.begin, std::min(piece.end, hole_begin)});
+        }
         if (piece.end > hole_end) kept.push_back({std::max(piece.begin, hole_end), piece.end});
       }
       pieces = std::move(kept);
@@ -281,8 +282,9 @@ absl::Status VfioPciFunction::Init() {
           msix_size));
   if (msix_size != 0) {
     std::vector<std::unique_ptr<MsiInterrupt>> adapters;
-    for (uint16_t i = 0; i < msix_size; ++i)
+    for (uint16_t i = 0; i < msix_size; ++i) {
       adapters.push_back(std::make_unique<MsixVector>(this, i));
+    }
     msix_table_ = std::make_unique<MsixTable>(std::move(adapters));
   }
   // The guest starts with decoding and bus mastering off, whatever the host left on.

@@ -4,6 +4,7 @@
 
 #include "devices/virtio/file_block_backend.h"
 #include "devices/virtio/tap.h"
+#include "passthrough/memory_reservation.h"
 #include "vmm/errno_status.h"
 
 namespace minivmm {
@@ -22,6 +23,15 @@ std::array<uint8_t, 6> GenerateMac() {
 
 absl::StatusOr<HostBackends> OpenHostBackends(const VmConfig& config) {
   HostBackends backends;
+  if (!config.passthrough.empty()) {
+    // The full-reservation rule: checked before anything else is opened or created.
+    MINIVMM_RETURN_IF_ERROR(CheckMemlockLimit(config.memory_mib << 20));
+    MINIVMM_ASSIGN_OR_RETURN(backends.vfio, VfioContainer::Open());
+    for (const PassthroughConfig& function : config.passthrough) {
+      // Opening checks the binding and the group; the Vm opens the function again per boot.
+      MINIVMM_RETURN_IF_ERROR(backends.vfio->OpenDevice(function.address).status());
+    }
+  }
   for (const DiskConfig& disk : config.disks) {
     MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<virtio::FileBlockBackend> file,
                              virtio::FileBlockBackend::Open(disk.path.string(), disk.read_only));

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "devices/virtio/block_backend.h"
 #include "devices/virtio/net_backend.h"
+#include "passthrough/vfio_container.h"
 #include "vmm/config.h"
 
 namespace minivmm {
@@ -29,8 +30,13 @@ struct NetBackendAndMac {
 struct HostBackends {
   std::vector<DiskBackend> disks;      // in [[disk]] order
   std::vector<NetBackendAndMac> nets;  // in [[net]] order
+  // The VFIO container holding the IOMMU groups of every [[passthrough]] function; null
+  // without passthrough. Each boot opens the functions from it again (and resets them).
+  std::unique_ptr<VfioContainer> vfio;
 };
 
+// With passthrough, first checks that all guest memory may be pinned (RLIMIT_MEMLOCK), then
+// that every function is bound to vfio-pci and its IOMMU group is usable.
 absl::StatusOr<HostBackends> OpenHostBackends(const VmConfig& config);
 
 }  // namespace minivmm

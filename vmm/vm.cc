@@ -19,13 +19,16 @@
 #include "guest-firmware/acpi_tables.h"
 #include "guest-firmware/linux_loader.h"
 #include "guest-firmware/reset_vector.h"
+#include "passthrough/vfio_pci_function.h"
 #include "vmm/console.h"
 #include "vmm/cpuid.h"
 #include "vmm/errno_status.h"
 #include "vmm/gsi_router.h"
+#include "vmm/kvm_bar_mapper.h"
 #include "vmm/kvm_irq_line.h"
 #include "vmm/kvm_mmio_write_events.h"
 #include "vmm/kvm_msi.h"
+#include "vmm/kvm_vfio_interrupts.h"
 #include "vmm/log.h"
 #include "vmm/memory_layout.h"
 #include "vmm/vcpu_setup.h"
@@ -45,6 +48,31 @@ constexpr uint16_t kRtcPort = 0x70;
 constexpr uint64_t kPciIoStart = 0x1000;
 constexpr uint64_t kPciIoSize = 0xf000;
 
+// Hands out size-aligned addresses from a window, as firmware assigns BARs.
+class WindowAllocator {
+ public:
+  WindowAllocator(std::string name, uint64_t start, uint64_t size)
+      : name_(std::move(name)), next_(start), end_(start + size) {}
+  absl::StatusOr<uint64_t> Allocate(uint64_t size) {
+    const uint64_t aligned = (next_ + size - 1) & ~(size - 1);
+    if (size == 0 || aligned < next_ || aligned + size > end_) {
+      return absl::ResourceExhaustedError(
+          absl::StrFormat("the PCI %s window has no room for a %#x-byte BAR", name_, size));
+    }
+    next_ = aligned + size;
+    return aligned;
+  }
+
+ private:
+  std::string name_;
+  uint64_t next_;
+  uint64_t end_;
+};
+
+// KVM memory slots above those of guest RAM are for passed-through BARs.
+constexpr uint32_t kFirstBarSlot = 16;
+constexpr uint32_t kBarSlots = 256;
+
 AcpiPciHostBridge PciHostBridgeDescription(uint64_t memory_bytes) {
   AcpiPciHostBridge pci;
   pci.ecam_address = layout::kPciEcamAddress;
@@ -57,7 +85,19 @@ AcpiPciHostBridge PciHostBridgeDescription(uint64_t memory_bytes) {
 
 }  // namespace
 
-Vm::~Vm() { Stop(); }
+Vm::~Vm() {
+  Stop();
+  // The functions go first (reset, interrupts off), then the DMA mappings of guest RAM.
+  pci_root_.reset();
+  if (dma_container_ != nullptr) {
+    for (const GuestMemory::Region& region : memory_->regions()) {
+      if (absl::Status status = dma_container_->UnmapDma(region.guest_address, region.size);
+          !status.ok()) {
+        Log(LogLevel::kError, "%s", status.ToString());
+      }
+    }
+  }
+}
 
 absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmConfig& config,
                                                const BootImages& images,
@@ -175,9 +215,12 @@ absl::Status Vm::CreatePciDevices(const VmConfig& config, const HostBackends& ba
     registrations_.push_back(std::move(registration));
   }
 
-  // BARs are placed like firmware would, one after another in the 64-bit window; the guest
-  // keeps them there (it only moves BARs that lie outside the host bridge's windows).
-  uint64_t next_bar = layout::PciMmio64Start(config.memory_mib << 20);
+  // BARs are placed like firmware would, size-aligned in the host bridge's windows; the guest
+  // keeps them there (it only moves BARs that lie outside the windows).
+  WindowAllocator mmio64("64-bit memory", layout::PciMmio64Start(config.memory_mib << 20),
+                         layout::kPciMmio64Size);
+  WindowAllocator mmio32("32-bit memory", layout::kPciMmio32Start, layout::kPciMmio32Size);
+  WindowAllocator io("I/O", kPciIoStart, kPciIoSize);
   auto add_virtio = [&](std::unique_ptr<virtio::VirtioDevice> device) -> absl::Status {
     MINIVMM_ASSIGN_OR_RETURN(uint8_t slot, pci_root_->FreeSlot());
     const uint32_t gsi = PciIntxGsi(slot, 0);
@@ -189,8 +232,8 @@ absl::Status Vm::CreatePciDevices(const VmConfig& config, const HostBackends& ba
     resources.msi = msi_allocator_.get();
     resources.intx = intx_lines_.back().get();
     resources.intx_line = static_cast<uint8_t>(gsi);
-    resources.bar_address = next_bar;
-    next_bar += virtio::VirtioPciBarLayout::kBarSize;
+    MINIVMM_ASSIGN_OR_RETURN(resources.bar_address,
+                             mmio64.Allocate(virtio::VirtioPciBarLayout::kBarSize));
     const std::string name(device->Name());
     MINIVMM_ASSIGN_OR_RETURN(std::shared_ptr<virtio::VirtioPciFunction> function,
                              virtio::VirtioPciFunction::Create(std::move(device), resources));
@@ -205,12 +248,66 @@ absl::Status Vm::CreatePciDevices(const VmConfig& config, const HostBackends& ba
     MINIVMM_RETURN_IF_ERROR(add_virtio(std::make_unique<virtio::VirtioNet>(net.backend, net.mac)));
   }
   if (config.rng) MINIVMM_RETURN_IF_ERROR(add_virtio(std::make_unique<virtio::VirtioRng>()));
+  if (backends.vfio != nullptr) {
+    MINIVMM_RETURN_IF_ERROR(ReserveMemoryForDma(backends.vfio.get()));
+    bar_mapper_ = std::make_unique<KvmBarMapper>(kvm_vm, kFirstBarSlot, kBarSlots);
+    vfio_interrupts_ = std::make_unique<KvmVfioInterruptSink>(kvm_vm, msi_allocator_.get());
+  }
+  for (const PassthroughConfig& passthrough : config.passthrough) {
+    MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<VfioDevice> device,
+                             backends.vfio->OpenDevice(passthrough.address));
+    MINIVMM_ASSIGN_OR_RETURN(VfioPciFunction::BarLayout bars,
+                             VfioPciFunction::DescribeBars(*device));
+    MINIVMM_ASSIGN_OR_RETURN(uint8_t slot, pci_root_->FreeSlot());
+    VfioPciResources resources;
+    resources.mmio_bus = &mmio_bus_;
+    resources.pio_bus = &pio_bus_;
+    resources.memory_mapper = bar_mapper_.get();
+    resources.interrupts = vfio_interrupts_.get();
+    resources.intx_gsi = PciIntxGsi(slot, 0);
+    resources.bar_addresses.assign(6, 0);
+    for (const VfioBarDescription& bar : bars.bars) {
+      WindowAllocator& window = bar.kind == PciBarKind::kIo         ? io
+                                : bar.kind == PciBarKind::kMemory64 ? mmio64
+                                                                    : mmio32;
+      MINIVMM_ASSIGN_OR_RETURN(resources.bar_addresses[bar.index], window.Allocate(bar.size));
+    }
+    if (bars.rom_size != 0) {
+      MINIVMM_ASSIGN_OR_RETURN(resources.rom_address, mmio32.Allocate(bars.rom_size));
+    }
+    MINIVMM_ASSIGN_OR_RETURN(std::shared_ptr<VfioPciFunction> function,
+                             VfioPciFunction::Create(std::move(device), resources));
+    Log(LogLevel::kInfo, "passthrough: host %s is guest PCI 00:%02x.0", passthrough.address, slot);
+    MINIVMM_RETURN_IF_ERROR(pci_root_->AddFunction(slot, 0, std::move(function)));
+  }
   if (config.console_device == ConsoleDevice::kVirtio) {
     auto device = std::make_unique<virtio::VirtioConsole>(
         [console](std::span<const uint8_t> bytes) { console->Write(bytes); });
     virtio_console_ = device.get();  // owned by its PCI function, which outlives the vCPUs
     MINIVMM_RETURN_IF_ERROR(add_virtio(std::move(device)));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Vm::ReserveMemoryForDma(VfioContainer* container) {
+  const absl::Time start = absl::Now();
+  for (const GuestMemory::Region& region : memory_->regions()) {
+    // VFIO_IOMMU_MAP_DMA pins every page, faulting it in: after this the guest's memory is
+    // resident and the device can DMA anywhere in it (guest-physical = IOVA).
+    if (absl::Status status = container->MapDma(region.guest_address, region.size, region.host);
+        !status.ok()) {
+      for (const GuestMemory::Region& done : memory_->regions()) {
+        if (done.guest_address == region.guest_address) break;
+        container->UnmapDma(done.guest_address, done.size).IgnoreError();
+      }
+      return status;
+    }
+  }
+  dma_container_ = container;
+  Log(LogLevel::kInfo,
+      "passthrough: memory reservation: all %d MiB of guest memory prefaulted and pinned for "
+      "DMA in %.2f s",
+      memory_->total_size() >> 20, absl::ToDoubleSeconds(absl::Now() - start));
   return absl::OkStatus();
 }
 

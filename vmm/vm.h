@@ -29,6 +29,9 @@ class KvmMsiAllocator;
 class KvmMmioWriteEvents;
 class PciRoot;
 class PciFunction;
+class KvmBarMapper;
+class KvmVfioInterruptSink;
+class VfioContainer;
 namespace virtio {
 class VirtioConsole;
 }
@@ -63,6 +66,8 @@ class Vm {
   // The PCI host bridge, its config mechanisms and the virtio functions.
   absl::Status CreatePciDevices(const VmConfig& config, const HostBackends& backends,
                                 Console* console);
+  // The full-reservation rule: pins and DMA-maps every RAM region (prefaulting it).
+  absl::Status ReserveMemoryForDma(VfioContainer* container);
   absl::Status CreateVcpus(const KvmSystem& kvm, uint32_t count, const struct LinuxEntry& entry);
 
   // Members are destroyed bottom-up: vCPU threads are joined first, then bus registrations
@@ -80,6 +85,10 @@ class Vm {
   std::unique_ptr<KvmMsiAllocator> msi_allocator_;
   std::unique_ptr<KvmMmioWriteEvents> write_events_;
   std::vector<std::unique_ptr<KvmIrqLine>> intx_lines_;
+  // Passthrough: guest RAM stays DMA-mapped (pinned) while dma_container_ is set.
+  VfioContainer* dma_container_ = nullptr;
+  std::unique_ptr<KvmBarMapper> bar_mapper_;
+  std::unique_ptr<KvmVfioInterruptSink> vfio_interrupts_;
   std::unique_ptr<PciRoot> pci_root_;
   // Set when [console] device = "virtio": it takes console input instead of the UART.
   virtio::VirtioConsole* virtio_console_ = nullptr;

@@ -5,9 +5,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "devices/virtio/queue_server.h"
-#include "devices/virtio/ring_features.h"
-
 namespace minivmm::virtio {
 namespace {
 
@@ -32,53 +29,12 @@ void VirtioBlk::ReadConfig(uint64_t offset, std::span<uint8_t> data) {
   std::memcpy(data.data(), reinterpret_cast<const uint8_t*>(&config_) + offset, n);
 }
 
-absl::Status VirtioBlk::Activate(Activation activation) {
-  absl::MutexLock lock(&mutex_);
-  if (activation.queues.empty()) return absl::OkStatus();
-  const ActiveQueue& q = activation.queues.front();
-  queue_.emplace(q.layout, (activation.features >> kRingEventIdxFeature) & 1,
-                 (activation.features >> kRingIndirectDescFeature) & 1);
-  info_ = {serial_, activation.features};
-  activation_ = std::move(activation);
-  broken_ = false;
-  const int kick_fd = activation_.queues.front().kick_fd;
-  absl::StatusOr<std::unique_ptr<DeviceWorker>> worker =
-      DeviceWorker::Start("virtio-blk", {{kick_fd, [this, kick_fd] {
-                                            DrainKick(kick_fd);
-                                            ProcessRequests();
-                                          }}});
-  if (!worker.ok()) return worker.status();
-  worker_ = std::move(*worker);
-  return absl::OkStatus();
-}
+void VirtioBlk::OnActivate(uint64_t negotiated_features) { info_ = {serial_, negotiated_features}; }
 
-void VirtioBlk::Reset() {
-  std::unique_ptr<DeviceWorker> worker;
-  {
-    absl::MutexLock lock(&mutex_);
-    worker = std::move(worker_);
-  }
-  worker.reset();  // joined outside the lock: the worker takes it to serve requests
-  absl::MutexLock lock(&mutex_);
-  queue_.reset();
-  activation_ = {};
-}
-
-void VirtioBlk::ProcessRequests() {
-  absl::MutexLock lock(&mutex_);
-  if (!queue_ || broken_) return;
-  GuestMemory& memory = *activation_.memory;
-  const bool healthy = ServeQueue(*queue_, memory, activation_.queues.front(), Name(),
-                                  [&](const DescriptorChain& chain) -> std::optional<uint32_t> {
-                                    const BlkRequestResult result =
-                                        ExecuteBlkRequest(memory, chain, *backend_, info_);
-                                    if (result.needs_reset) return std::nullopt;
-                                    return result.used_len;
-                                  });
-  if (!healthy) {
-    broken_ = true;
-    if (activation_.report_broken) activation_.report_broken();
-  }
+std::optional<uint32_t> VirtioBlk::HandleChain(GuestMemory& memory, const DescriptorChain& chain) {
+  const BlkRequestResult result = ExecuteBlkRequest(memory, chain, *backend_, info_);
+  if (result.needs_reset) return std::nullopt;
+  return result.used_len;
 }
 
 }  // namespace minivmm::virtio

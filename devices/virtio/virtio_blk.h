@@ -7,15 +7,13 @@
 #include <optional>
 #include <string>
 
-#include "absl/synchronization/mutex.h"
 #include "devices/virtio/block_backend.h"
-#include "devices/virtio/device_worker.h"
+#include "devices/virtio/single_queue_device.h"
 #include "devices/virtio/virtio_blk_request.h"
-#include "devices/virtio/virtio_device.h"
 
 namespace minivmm::virtio {
 
-class VirtioBlk : public VirtioDevice {
+class VirtioBlk : public SingleQueueDevice {
  public:
   static constexpr uint16_t kQueueSize = 256;
 
@@ -28,23 +26,16 @@ class VirtioBlk : public VirtioDevice {
   std::vector<uint16_t> queue_max_sizes() const override { return {kQueueSize}; }
   size_t config_size() const override { return kBlkConfigSize; }
   void ReadConfig(uint64_t offset, std::span<uint8_t> data) override;
-  absl::Status Activate(Activation activation) override;
-  void Reset() override;
-
-  // Serves every available request; the worker calls it on each kick. Public for tests.
-  void ProcessRequests();
 
  private:
   const std::shared_ptr<BlockBackend> backend_;
   const std::string serial_;
   const virtio_blk_config config_;
 
-  absl::Mutex mutex_;  // activation state, against Reset from a vCPU thread
-  Activation activation_;
-  BlkDeviceInfo info_;
-  std::optional<SplitVirtqueue> queue_;
-  std::unique_ptr<DeviceWorker> worker_;
-  bool broken_ = false;
+  void OnActivate(uint64_t negotiated_features) override;
+  std::optional<uint32_t> HandleChain(GuestMemory& memory, const DescriptorChain& chain) override;
+
+  BlkDeviceInfo info_;  // serial and negotiated features, set on activation
 };
 
 }  // namespace minivmm::virtio

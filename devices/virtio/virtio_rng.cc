@@ -5,8 +5,7 @@
 
 #include <cerrno>
 
-#include "devices/virtio/queue_server.h"
-#include "devices/virtio/ring_features.h"
+#include "devices/virtio/descriptor_chain.h"
 
 namespace minivmm::virtio {
 namespace {
@@ -33,54 +32,10 @@ void FillRandom(std::span<uint8_t> span) {
 uint16_t VirtioRng::device_type() const { return VIRTIO_ID_RNG; }
 uint32_t VirtioRng::pci_class_code() const { return kPciClassOther; }
 
-absl::Status VirtioRng::Activate(Activation activation) {
-  absl::MutexLock lock(&mutex_);
-  if (activation.queues.empty()) return absl::OkStatus();  // the driver enabled nothing
-  const ActiveQueue& q = activation.queues.front();
-  queue_.emplace(q.layout, (activation.features >> kRingEventIdxFeature) & 1,
-                 (activation.features >> kRingIndirectDescFeature) & 1);
-  activation_ = std::move(activation);
-  broken_ = false;
-  const int kick_fd = activation_.queues.front().kick_fd;
-  absl::StatusOr<std::unique_ptr<DeviceWorker>> worker =
-      DeviceWorker::Start("virtio-rng", {{kick_fd, [this, kick_fd] {
-                                            DrainKick(kick_fd);
-                                            ProcessRequests();
-                                          }}});
-  if (!worker.ok()) return worker.status();
-  worker_ = std::move(*worker);
-  return absl::OkStatus();
-}
-
-void VirtioRng::Reset() {
-  // Join the worker first, without the lock: it takes the lock to process requests.
-  std::unique_ptr<DeviceWorker> worker;
-  {
-    absl::MutexLock lock(&mutex_);
-    worker = std::move(worker_);
-  }
-  worker.reset();
-  absl::MutexLock lock(&mutex_);
-  queue_.reset();
-  activation_ = {};
-}
-
-void VirtioRng::ProcessRequests() {
-  absl::MutexLock lock(&mutex_);
-  if (!queue_ || broken_) return;
-  GuestMemory& memory = *activation_.memory;
-  const bool healthy =
-      ServeQueue(*queue_, memory, activation_.queues.front(), Name(),
-                 [&memory](const DescriptorChain& chain) -> std::optional<uint32_t> {
-                   ChainWriter writer(memory, chain);
-                   for (std::span<uint8_t> span : writer.TakeSpans(kMaxBytesPerRequest))
-                     FillRandom(span);
-                   return static_cast<uint32_t>(writer.written());
-                 });
-  if (!healthy) {
-    broken_ = true;
-    if (activation_.report_broken) activation_.report_broken();
-  }
+std::optional<uint32_t> VirtioRng::HandleChain(GuestMemory& memory, const DescriptorChain& chain) {
+  ChainWriter writer(memory, chain);
+  for (std::span<uint8_t> span : writer.TakeSpans(kMaxBytesPerRequest)) FillRandom(span);
+  return static_cast<uint32_t>(writer.written());
 }
 
 }  // namespace minivmm::virtio

@@ -6,13 +6,11 @@
 #include <memory>
 #include <optional>
 
-#include "absl/synchronization/mutex.h"
-#include "devices/virtio/device_worker.h"
-#include "devices/virtio/virtio_device.h"
+#include "devices/virtio/single_queue_device.h"
 
 namespace minivmm::virtio {
 
-class VirtioRng : public VirtioDevice {
+class VirtioRng : public SingleQueueDevice {
  public:
   static constexpr uint16_t kQueueSize = 256;
 
@@ -23,18 +21,9 @@ class VirtioRng : public VirtioDevice {
   std::vector<uint16_t> queue_max_sizes() const override { return {kQueueSize}; }
   size_t config_size() const override { return 0; }
   void ReadConfig(uint64_t, std::span<uint8_t>) override {}
-  absl::Status Activate(Activation activation) override;
-  void Reset() override;
-
-  // Serves every available request; the worker calls it on each kick. Public for tests.
-  void ProcessRequests();
 
  private:
-  absl::Mutex mutex_;  // guards activation state against Reset from a vCPU thread
-  Activation activation_;
-  std::optional<SplitVirtqueue> queue_;
-  std::unique_ptr<DeviceWorker> worker_;
-  bool broken_ = false;  // the driver broke the queue protocol; stop until reset
+  std::optional<uint32_t> HandleChain(GuestMemory& memory, const DescriptorChain& chain) override;
 };
 
 }  // namespace minivmm::virtio

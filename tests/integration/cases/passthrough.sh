@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# VFIO passthrough of a real (emulated by the outer QEMU) PCIe NIC: L1 has two e1000e on one
+# hub; the one bound to vfio-pci is passed to L2, whose e1000e driver brings the link up and
+# pings the other one (in L1) with no loss. Then the same over INTx (pci=nomsi), which also
+# shows the function was released and reset for a second run. L2 reads the NIC's expansion ROM.
+# Then the failures a user can cause: a locked-memory limit too low for the full reservation,
+# and a function not bound to vfio-pci.
+set -euo pipefail
+. "$(dirname "$0")/../lib/vm-test.sh"
+vmtest_enter_kvm "$@"
+
+w=$vmtest_work
+bdf=${MINIVMM_L1_VFIO_BDF:-}
+peer=${MINIVMM_L1_PEER_IF:-}
+[ -n "$bdf" ] && [ -n "$peer" ] || vmtest_fail "needs the harness's L1 (a vfio-pci NIC and its peer)"
+ip addr add 169.254.200.1/24 dev "$peer"
+ip link set "$peer" up
+
+cat >"$w/test.sh" <<'GUEST'
+nic=
+for n in /sys/class/net/*; do
+	[ "$(basename "$(readlink "$n/device/driver" 2>/dev/null)")" = e1000e ] && nic=${n##*/}
+done
+echo "NIC: ${nic:-none}"
+[ -n "$nic" ] || exit 1
+ip link set "$nic" up
+ip addr add 169.254.200.2/24 dev "$nic"
+i=0
+while [ "$(cat /sys/class/net/$nic/carrier 2>/dev/null)" != 1 ] && [ $i -lt 60 ]; do
+	sleep 0.5; i=$((i + 1))
+done
+echo "CARRIER: $(cat /sys/class/net/$nic/carrier)"
+ping -c 5 -W 3 169.254.200.1 | sed 's/^/PING: /'
+dev=$(readlink -f /sys/class/net/$nic/device)
+echo "PCI: ${dev##*/} $(cat $dev/vendor):$(cat $dev/device)"
+if [ -e "$dev/rom" ]; then
+	echo 1 >"$dev/rom"
+	echo "ROM: $(head -c 2 "$dev/rom" | od -An -tx1 | tr -d ' ')"
+	echo 0 >"$dev/rom"
+fi
+grep "$nic" /proc/interrupts | sed 's/^/IRQ: /'
+GUEST
+vmtest_guest_script "$w/test.sh" "$w/initramfs"
+VMTEST_INITRAMFS=$w/initramfs vmtest_config "$w/vm.toml" run "vcpus = 2"
+printf '[[passthrough]]\ndevice = "%s"\n' "$bdf" >>"$w/vm.toml"
+
+check_ping() {  # check_ping NAME
+	grep -E "^(NIC|CARRIER|PING|PCI|ROM|IRQ)" "$w/$1.out" || true
+	vmtest_expect_rc 0
+	vmtest_expect_in "$1.err" "memory reservation: all 256 MiB of guest memory prefaulted and pinned"
+	vmtest_expect_in "$1.out" "5 packets transmitted, 5 packets received, 0% packet loss"
+}
+
+# 1: MSI/MSI-X.
+vmtest_run msi "$w/vm.toml"
+check_ping msi
+grep -q "^IRQ: .*PCI-MSI" "$w/msi.out" || vmtest_fail "the passed-through NIC does not use MSI/MSI-X"
+vmtest_expect_in msi.out "ROM: 55aa"
+
+# 2: INTx, right after the first run released the function.
+sed 's/minivmm.test=run/minivmm.test=run pci=nomsi/' "$w/vm.toml" >"$w/intx.toml"
+vmtest_run intx "$w/intx.toml"
+check_ping intx
+grep -q "^IRQ: .*IO-APIC" "$w/intx.out" || vmtest_fail "with pci=nomsi the NIC does not use INTx"
+
+# 3: a locked-memory limit below the guest's memory fails before the VM exists.
+set +e
+(ulimit -l 1024 && "$MINIVMM_BIN" --config "$w/vm.toml" </dev/null >"$w/memlock.out" 2>"$w/memlock.err")
+vmtest_rc=$?
+set -e
+cat "$w/memlock.err"
+vmtest_expect_rc 1
+vmtest_expect_in memlock.err "passthrough pins all guest memory (256 MiB)"
+vmtest_expect_in memlock.err "RLIMIT_MEMLOCK is 1 MiB: raise it by 255 MiB to at least 262144 KiB"
+if grep -q "booting" "$w/memlock.err"; then vmtest_fail "the VM started despite the memlock limit"; fi
+
+# 4: the peer NIC is bound to e1000e in L1, not vfio-pci: refused with the binding hint.
+peer_bdf=$(basename "$(readlink -f "/sys/class/net/$peer/device")")
+sed "s/device = \"$bdf\"/device = \"$peer_bdf\"/" "$w/vm.toml" >"$w/unbound.toml"
+set +e
+"$MINIVMM_BIN" --config "$w/unbound.toml" </dev/null >"$w/unbound.out" 2>"$w/unbound.err"
+vmtest_rc=$?
+set -e
+cat "$w/unbound.err"
+vmtest_expect_rc 1
+vmtest_expect_in unbound.err "$peer_bdf"
+vmtest_expect_in unbound.err "e1000e"
+vmtest_expect_in unbound.err "bind it to vfio-pci"
+vmtest_pass

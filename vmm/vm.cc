@@ -1,5 +1,8 @@
 #include "vmm/vm.h"
 
+#include <map>
+#include <string>
+
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "devices/acpi_sleep_control.h"
@@ -253,12 +256,21 @@ absl::Status Vm::CreatePciDevices(const VmConfig& config, const HostBackends& ba
     bar_mapper_ = std::make_unique<KvmBarMapper>(kvm_vm, kFirstBarSlot, kBarSlots);
     vfio_interrupts_ = std::make_unique<KvmVfioInterruptSink>(kvm_vm, msi_allocator_.get());
   }
+  // Functions of one host device share a guest slot and keep their function numbers, so a
+  // multifunction device looks the same to the guest ("0000:3b:00.1" -> 00:SS.1).
+  std::map<std::string, uint8_t> slot_of_host_device;
   for (const PassthroughConfig& passthrough : config.passthrough) {
     MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<VfioDevice> device,
                              backends.vfio->OpenDevice(passthrough.address));
     MINIVMM_ASSIGN_OR_RETURN(VfioPciFunction::BarLayout bars,
                              VfioPciFunction::DescribeBars(*device));
-    MINIVMM_ASSIGN_OR_RETURN(uint8_t slot, pci_root_->FreeSlot());
+    const std::string host_device = passthrough.address.substr(0, 10);  // DDDD:BB:DD
+    const uint8_t function_number = static_cast<uint8_t>(passthrough.address[11] - '0');
+    auto [known, is_new] = slot_of_host_device.try_emplace(host_device, 0);
+    if (is_new) {
+      MINIVMM_ASSIGN_OR_RETURN(known->second, pci_root_->FreeSlot());
+    }
+    const uint8_t slot = known->second;
     VfioPciResources resources;
     resources.mmio_bus = &mmio_bus_;
     resources.pio_bus = &pio_bus_;

@@ -14,7 +14,8 @@
 # (e1000e at 00:04.0, same internal hub; use 169.254.x.y addresses).
 # Extra variables set in L1: MINIVMM_L1=1, MINIVMM_L1_RESULTS_DIR (a
 # writable dir shared with the host, removed afterwards), MINIVMM_L1_VFIO_BDF,
-# MINIVMM_L1_VFIO_GROUP, MINIVMM_L1_PEER_IF.
+# MINIVMM_L1_VFIO_GROUP, MINIVMM_L1_PEER_IF, MINIVMM_L1_EDU_BDF (QEMU's edu
+# device at 00:05.0, also bound to vfio-pci).
 #
 # L1's console is streamed to stdout. Exit status: the command's; 124 on
 # timeout (QEMU killed); 125 if L1 failed before reporting one.
@@ -137,6 +138,8 @@ qemu=(
 	-netdev hubport,id=p0,hubid=0 -device e1000e,netdev=p0,addr=3
 	-netdev hubport,id=p1,hubid=0 -device e1000e,netdev=p1,addr=4
 	-nic none
+	# QEMU's "edu" teaching device (1234:11e8): a second function to pass through.
+	-device edu,addr=5
 	# Explicit slots keep the NICs at 00:03.0/00:04.0. multidevs=remap
 	# avoids inode-number clashes between host filesystems under /.
 	-fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap

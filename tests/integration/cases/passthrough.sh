@@ -3,6 +3,8 @@
 # hub; the one bound to vfio-pci is passed to L2, whose e1000e driver brings the link up and
 # pings the other one (in L1) with no loss. Then the same over INTx (pci=nomsi), which also
 # shows the function was released and reset for a second run. L2 reads the NIC's expansion ROM.
+# A second function rides along in the first run: QEMU's edu device; L2 reads its ID register
+# and exercises its liveness register through the passed-through BAR.
 # Then the failures a user can cause: a locked-memory limit too low for the full reservation,
 # and a function not bound to vfio-pci.
 set -euo pipefail
@@ -39,10 +41,22 @@ if [ -e "$dev/rom" ]; then
 	echo 0 >"$dev/rom"
 fi
 grep "$nic" /proc/interrupts | sed 's/^/IRQ: /'
+for d in /sys/bus/pci/devices/*; do
+	[ "$(cat $d/vendor):$(cat $d/device)" = 0x1234:0x11e8 ] || continue
+	bar0=$(head -n 1 $d/resource | cut -d' ' -f1)
+	echo 1 >$d/enable
+	echo "EDU: ${d##*/} id=$(devmem $((bar0)) 32)"
+	devmem $((bar0 + 4)) 32 0x12345678
+	echo "EDU: liveness=$(devmem $((bar0 + 4)) 32)"
+done
 GUEST
 vmtest_guest_script "$w/test.sh" "$w/initramfs"
 VMTEST_INITRAMFS=$w/initramfs vmtest_config "$w/vm.toml" run "vcpus = 2"
 printf '[[passthrough]]\ndevice = "%s"\n' "$bdf" >>"$w/vm.toml"
+cp "$w/vm.toml" "$w/nic-only.toml"
+edu=${MINIVMM_L1_EDU_BDF:-}
+[ -n "$edu" ] || vmtest_fail "the harness's L1 has no edu device bound to vfio-pci"
+printf '[[passthrough]]\ndevice = "%s"\n' "$edu" >>"$w/vm.toml"
 
 check_ping() {  # check_ping NAME
 	grep -E "^(NIC|CARRIER|PING|PCI|ROM|IRQ)" "$w/$1.out" || true
@@ -56,9 +70,12 @@ vmtest_run msi "$w/vm.toml"
 check_ping msi
 grep -q "^IRQ: .*PCI-MSI" "$w/msi.out" || vmtest_fail "the passed-through NIC does not use MSI/MSI-X"
 vmtest_expect_in msi.out "ROM: 55aa"
+# edu: ID register 0x010000ed (major 1, minor 0); liveness returns the inverse of what was written.
+vmtest_expect_in msi.out "id=0x010000ED"
+vmtest_expect_in msi.out "liveness=0xEDCBA987"
 
 # 2: INTx, right after the first run released the function.
-sed 's/minivmm.test=run/minivmm.test=run pci=nomsi/' "$w/vm.toml" >"$w/intx.toml"
+sed 's/minivmm.test=run/minivmm.test=run pci=nomsi/' "$w/nic-only.toml" >"$w/intx.toml"
 vmtest_run intx "$w/intx.toml"
 check_ping intx
 grep -q "^IRQ: .*IO-APIC" "$w/intx.out" || vmtest_fail "with pci=nomsi the NIC does not use INTx"

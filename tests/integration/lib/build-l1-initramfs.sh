@@ -136,24 +136,30 @@ if [ ! -c /dev/kvm ]; then
 fi
 
 # 00:03.0 is the e1000e for passthrough (its own IOMMU group); 00:04.0 stays
-# with e1000e in L1 as the peer on the same QEMU hub.
-vfio_bdf=0000:00:03.0
-vfio_group=
-dev=/sys/bus/pci/devices/$vfio_bdf
-if [ -d "$dev" ]; then
+# with e1000e in L1 as the peer on the same QEMU hub; 00:05.0 is QEMU's "edu"
+# teaching device, a second function to pass through alongside the NIC.
+# bind_vfio BDF: binds it to vfio-pci; prints its IOMMU group, or nothing.
+bind_vfio() {
+	dev=/sys/bus/pci/devices/$1
+	if [ ! -d "$dev" ]; then
+		say "warning: no PCI device $1" >&2
+		return
+	fi
 	echo vfio-pci >"$dev/driver_override"
-	[ -e "$dev/driver" ] && echo "$vfio_bdf" >"$dev/driver/unbind"
-	echo "$vfio_bdf" >/sys/bus/pci/drivers_probe
-	if [ -e "$dev/iommu_group" ]; then
-		vfio_group=$(basename "$(readlink "$dev/iommu_group")")
+	[ -e "$dev/driver" ] && echo "$1" >"$dev/driver/unbind"
+	echo "$1" >/sys/bus/pci/drivers_probe
+	group=
+	[ -e "$dev/iommu_group" ] && group=$(basename "$(readlink "$dev/iommu_group")")
+	if [ -z "$group" ] || [ ! -c "/dev/vfio/$group" ]; then
+		say "warning: $1 not bound to vfio-pci (no IOMMU group?)" >&2
+		return
 	fi
-	if [ -z "$vfio_group" ] || [ ! -c "/dev/vfio/$vfio_group" ]; then
-		say "warning: $vfio_bdf not bound to vfio-pci (no IOMMU group?)"
-		vfio_group=
-	fi
-else
-	say "warning: no PCI device $vfio_bdf"
-fi
+	echo "$group"
+}
+vfio_bdf=0000:00:03.0
+vfio_group=$(bind_vfio "$vfio_bdf")
+edu_bdf=0000:00:05.0
+edu_group=$(bind_vfio "$edu_bdf")
 peer_if=
 for n in /sys/bus/pci/devices/0000:00:04.0/net/*; do
 	[ -e "$n" ] && peer_if=${n##*/}
@@ -172,6 +178,7 @@ env -i \
 	MINIVMM_L1_RESULTS_DIR="$results" \
 	MINIVMM_L1_VFIO_BDF="${vfio_group:+$vfio_bdf}" \
 	MINIVMM_L1_VFIO_GROUP="$vfio_group" \
+	MINIVMM_L1_EDU_BDF="${edu_group:+$edu_bdf}" \
 	MINIVMM_L1_PEER_IF="$peer_if" \
 	PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	HOME=/root TERM=dumb \

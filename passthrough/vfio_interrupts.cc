@@ -191,6 +191,12 @@ absl::Status VfioInterrupts::RouteMsixVector(uint16_t index, const MsiMessage& m
   return absl::OkStatus();
 }
 
+absl::Status VfioInterrupts::MaskMsixVector(uint16_t index, bool masked) {
+  // A vector not allocated yet has never been routed, so nothing can arrive on it.
+  if (index >= msix_vectors_.size() || msix_vectors_[index] == nullptr) return absl::OkStatus();
+  return msix_vectors_[index]->SetMasked(masked);
+}
+
 void VfioInterrupts::TriggerMsixVector(uint16_t index) {
   if (index >= msix_vectors_.size() || msix_vectors_[index] == nullptr) return;
   const uint64_t one = 1;

@@ -28,6 +28,8 @@ class VfioVector {
   virtual ~VfioVector() = default;
   virtual int event_fd() const = 0;
   virtual absl::Status SetMessage(const MsiMessage& message) = 0;
+  // Masked: hold what the device signals until unmasked, then deliver it (PCI 3.0 §6.8.2.9).
+  virtual absl::Status SetMasked(bool masked) = 0;
 };
 
 // The INTx line of a passed-through device: a KVM irqfd with resampling on the guest GSI
@@ -71,6 +73,8 @@ class VfioInterrupts {
   // MSI-X table entry `index` was pointed at `message`: allocates the entry's vector on first
   // use, routes it and, while MSI-X is on, hands its eventfd to VFIO.
   absl::Status RouteMsixVector(uint16_t index, const MsiMessage& message);
+  // The guest masked or unmasked table entry `index` (or the whole function).
+  absl::Status MaskMsixVector(uint16_t index, bool masked);
   // Signals entry `index`'s eventfd, if it has one (the emulated table delivering a pending
   // vector; the device signals it directly otherwise).
   void TriggerMsixVector(uint16_t index);

@@ -207,6 +207,13 @@ class VfioPciFunction::MsixVector : public MsiInterrupt {
     function_->mutex_.AssertHeld();
     function_->interrupts_->TriggerMsixVector(index_);
   }
+  void SetMasked(bool masked) override {
+    function_->mutex_.AssertHeld();
+    if (absl::Status status = function_->interrupts_->MaskMsixVector(index_, masked);
+        !status.ok()) {
+      Log(LogLevel::kWarning, "%s: %s", function_->name_, status.ToString());
+    }
+  }
 
  private:
   VfioPciFunction* const function_;

@@ -10,13 +10,22 @@ namespace minivmm {
 
 KvmMsiInterrupt::~KvmMsiInterrupt() {
   // Unbind before freeing: a GSI handed out again must not still be fed by this eventfd.
-  if (absl::Status status = irqfds_->Unbind(event_fd_.fd(), gsi_); !status.ok()) {
+  if (absl::Status status = bound_ ? irqfds_->Unbind(event_fd_.fd(), gsi_) : absl::OkStatus();
+      !status.ok()) {
     Log(LogLevel::kError, "MSI vector on GSI %d: %s; leaking the GSI", gsi_, status.ToString());
     return;
   }
   if (absl::Status status = router_->FreeGsi(gsi_); !status.ok()) {
     Log(LogLevel::kError, "MSI vector on GSI %d: %s", gsi_, status.ToString());
   }
+}
+
+absl::Status KvmMsiInterrupt::SetDeliveryEnabled(bool enabled) {
+  if (enabled == bound_) return absl::OkStatus();
+  MINIVMM_RETURN_IF_ERROR(enabled ? irqfds_->Bind(event_fd_.fd(), gsi_)
+                                  : irqfds_->Unbind(event_fd_.fd(), gsi_));
+  bound_ = enabled;
+  return absl::OkStatus();
 }
 
 absl::Status KvmMsiInterrupt::SetMessage(const MsiMessage& message) {

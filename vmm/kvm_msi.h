@@ -53,6 +53,11 @@ class KvmMsiInterrupt final : public MsiInterrupt {
   // and drops the event (virt/kvm/eventfd.c, irqfd_update/irqfd_inject).
   void Trigger() override;
 
+  // Unbinds the irqfd while delivery is off, so the eventfd's count holds what arrives; binding
+  // it again injects a pending event at once ("an event already pending on the eventfd",
+  // virt/kvm/eventfd.c, kvm_irqfd_assign). That is MSI-X masking with pending bits.
+  absl::Status SetDeliveryEnabled(bool enabled);
+
   uint32_t gsi() const { return gsi_; }
   // The irqfd's eventfd. Anything may signal it, e.g. VFIO_DEVICE_SET_IRQS for a passed-through
   // device's vector, so that a host interrupt reaches the guest without passing through us.
@@ -68,6 +73,7 @@ class KvmMsiInterrupt final : public MsiInterrupt {
   GsiRouter* router_;
   uint32_t gsi_;
   EventFd event_fd_;
+  bool bound_ = true;  // the allocator binds the irqfd
 };
 
 class KvmMsiAllocator final : public MsiAllocator {

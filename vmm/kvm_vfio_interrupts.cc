@@ -12,6 +12,7 @@ class KvmVfioVector : public VfioVector {
   explicit KvmVfioVector(std::unique_ptr<KvmMsiInterrupt> msi) : msi_(std::move(msi)) {}
   int event_fd() const override { return msi_->event_fd(); }
   absl::Status SetMessage(const MsiMessage& message) override { return msi_->SetMessage(message); }
+  absl::Status SetMasked(bool masked) override { return msi_->SetDeliveryEnabled(!masked); }
 
  private:
   std::unique_ptr<KvmMsiInterrupt> msi_;

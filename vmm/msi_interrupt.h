@@ -27,6 +27,11 @@ class MsiInterrupt {
   // Delivers the interrupt once, to the last message set. Thread-safe: device worker threads
   // call it. A vector whose message was never set delivers nothing.
   virtual void Trigger() = 0;
+  // The vector's effective mask changed (MSI-X entry or function mask, enable; PCI 3.0
+  // §6.8.2.9). Vectors the VMM triggers itself need nothing here (the table holds their
+  // interrupts as pending); a passed-through device signals its vector without us, so such a
+  // vector must stop delivering while masked and deliver what arrived once unmasked.
+  virtual void SetMasked(bool masked) {}
 };
 
 // Hands out MSI vectors (GSIs) for a VM.

@@ -91,7 +91,8 @@ MsixTable::MsixTable(std::vector<std::unique_ptr<MsiInterrupt>> vectors)
     : vectors_(std::move(vectors)),
       entries_(vectors_.size(), Entry{.vector_control = PCI_MSIX_ENTRY_CTRL_MASKBIT}),
       routed_(vectors_.size()),
-      pba_((vectors_.size() + 63) / 64) {}
+      pba_((vectors_.size() + 63) / 64),
+      effective_masked_(vectors_.size(), true) {}
 
 bool MsixTable::Aligned(uint64_t offset, size_t size, size_t limit) {
   return (size == 4 || size == 8) && offset % size == 0 && offset < limit && size <= limit - offset;
@@ -130,6 +131,7 @@ void MsixTable::WriteTable(uint64_t offset, std::span<const uint8_t> data) {
   const Entry before = entries_[index];
   for (size_t i = 0; i < data.size(); i += 4) WriteTableDword((offset + i) / 4, GetU32(data, i));
   const Entry& after = entries_[index];
+  UpdateMask(index);
   if (Masked(after)) return;
   // The spec leaves changing an unmasked entry undefined (§6.8.2.9); following the guest's
   // writes keeps Linux's unmasked affinity updates working.
@@ -154,6 +156,7 @@ void MsixTable::SetControl(bool enabled, bool function_masked) {
   absl::MutexLock lock(&mutex_);
   enabled_ = enabled;
   function_masked_ = function_masked;
+  for (size_t index = 0; index < vectors_.size(); ++index) UpdateMask(index);
   // Pending bits outlive a disable: the spec does not clear them, and a spurious MSI after
   // re-enabling is harmless where a lost one is not.
   if (!enabled_ || function_masked_) return;
@@ -222,6 +225,16 @@ void MsixTable::set_pending(size_t index, bool pending) {
   } else {
     pba_[index / 64] &= ~bit;
   }
+}
+
+void MsixTable::UpdateMask(size_t index) {
+  const bool masked = !enabled_ || function_masked_ || Masked(entries_[index]);
+  if (effective_masked_[index] == masked || !vectors_[index]) return;
+  effective_masked_[index] = masked;
+  // On unmask the vector is routed first (WriteTable/DeliverIfPending run after this only for
+  // the table's own pending bits), so route before letting held interrupts through.
+  if (!masked) Route(index);
+  vectors_[index]->SetMasked(masked);
 }
 
 void MsixTable::Route(size_t index) {

@@ -96,6 +96,8 @@ class MsixTable {
   void set_pending(size_t index, bool pending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Points vector `index` at its entry's message unless it already is. Runs under mutex_ so that
   // routes reach the interrupt in the order the guest wrote them; MsiInterrupt never calls back.
+  // Tells the vector when its effective mask (entry, function mask, enable) changes.
+  void UpdateMask(size_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void Route(size_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Delivers vector `index` if it is pending and nothing masks it any more.
   void DeliverIfPending(size_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
@@ -109,6 +111,8 @@ class MsixTable {
   // (each costs the VMM a KVM_SET_GSI_ROUTING).
   std::vector<std::optional<MsiMessage>> routed_ ABSL_GUARDED_BY(mutex_);
   std::vector<uint64_t> pba_ ABSL_GUARDED_BY(mutex_);
+  // What each vector was last told by SetMasked; entries start masked (§6.8.2.9).
+  std::vector<bool> effective_masked_ ABSL_GUARDED_BY(mutex_);
   bool enabled_ ABSL_GUARDED_BY(mutex_) = false;
   bool function_masked_ ABSL_GUARDED_BY(mutex_) = false;
 };

@@ -26,6 +26,14 @@ class FakeMsiInterrupt : public MsiInterrupt {
     return absl::OkStatus();
   }
 
+  void SetMasked(bool masked) override {
+    absl::MutexLock lock(&mutex_);
+    masks_.push_back(masked);
+  }
+  std::vector<bool> masks() const {
+    absl::MutexLock lock(&mutex_);
+    return masks_;
+  }
   void Trigger() override {
     absl::MutexLock lock(&mutex_);
     ++triggers_;
@@ -56,6 +64,7 @@ class FakeMsiInterrupt : public MsiInterrupt {
   std::vector<MsiMessage> messages_ ABSL_GUARDED_BY(mutex_);
   int triggers_ ABSL_GUARDED_BY(mutex_) = 0;
   absl::Status set_message_error_ ABSL_GUARDED_BY(mutex_);
+  std::vector<bool> masks_ ABSL_GUARDED_BY(mutex_);
 };
 
 class FakeMsiAllocator : public MsiAllocator {

@@ -355,11 +355,18 @@ class FakeVfioVector : public VfioVector {
     messages_.push_back(message);
     return absl::OkStatus();
   }
+  absl::Status SetMasked(bool masked) override {
+    masks_.push_back(masked);
+    return absl::OkStatus();
+  }
   const std::vector<MsiMessage>& messages() const { return messages_; }
+  // Every SetMasked call, in order.
+  const std::vector<bool>& masks() const { return masks_; }
 
  private:
   UniqueFd fd_;
   std::vector<MsiMessage> messages_;
+  std::vector<bool> masks_;
 };
 
 class FakeVfioIntx : public VfioIntx {

@@ -360,3 +360,32 @@ TEST_F(MsixTableTest, ConcurrentNotifyAndTableWritesAreSafe) {
 
 }  // namespace
 }  // namespace minivmm
+
+namespace minivmm {
+namespace {
+
+// A vector that the device signals without the table (passthrough) learns every change of its
+// effective mask: entry mask, function mask and enable, each only when the result changes.
+TEST_F(MsixTableTest, VectorsLearnTheirEffectiveMask) {
+  EXPECT_TRUE(vector(0).masks().empty()) << "entries start masked; nothing to say yet";
+  Program(0, kMessageA);
+  SetMasked(0, false);
+  EXPECT_TRUE(vector(0).masks().empty()) << "MSI-X still disabled";
+
+  table_->SetControl(/*enabled=*/true, /*function_masked=*/false);
+  EXPECT_EQ(vector(0).masks(), std::vector<bool>{false});
+  EXPECT_EQ(vector(0).last_message(), kMessageA) << "routed before it is unmasked";
+  EXPECT_TRUE(vector(1).masks().empty()) << "entry 1 is still masked";
+
+  SetMasked(0, true);
+  SetMasked(0, true);  // no change, no call
+  EXPECT_EQ(vector(0).masks(), (std::vector<bool>{false, true}));
+  SetMasked(0, false);
+  table_->SetControl(true, /*function_masked=*/true);
+  table_->SetControl(true, false);
+  table_->SetControl(/*enabled=*/false, false);
+  EXPECT_EQ(vector(0).masks(), (std::vector<bool>{false, true, false, true, false, true}));
+}
+
+}  // namespace
+}  // namespace minivmm

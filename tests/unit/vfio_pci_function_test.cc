@@ -499,6 +499,23 @@ TEST_F(VfioPciFunctionTest, MsixTableWriteUpdatesTheRoute) {
   EXPECT_EQ(msix_calls, 2);
 }
 
+// The device signals its vectors itself, so masking must reach the vector (which holds
+// interrupts while masked and delivers them on unmask), entry by entry and for the function.
+TEST_F(VfioPciFunctionTest, MsixMaskingReachesTheVector) {
+  Create();
+  WriteConfig(PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
+  SetMsixControl(PCI_MSIX_FLAGS_ENABLE);
+  ProgramMsixEntry(1, kMessage0);
+  ASSERT_EQ(sink_.vectors().size(), 1u);
+  const FakeVfioVector& vector = *sink_.vectors()[0];
+  const uint64_t control = kBar3Address + 16 * 1 + PCI_MSIX_ENTRY_VECTOR_CTRL;
+  ASSERT_TRUE(BusWrite(mmio_, control, uint32_t{PCI_MSIX_ENTRY_CTRL_MASKBIT}));
+  ASSERT_TRUE(BusWrite(mmio_, control, uint32_t{0}));
+  SetMsixControl(PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+  SetMsixControl(PCI_MSIX_FLAGS_ENABLE);
+  EXPECT_THAT(vector.masks(), ElementsAre(false, true, false, true, false));
+}
+
 TEST_F(VfioPciFunctionTest, MsixDisableRestoresIntx) {
   Create();
   WriteConfig(PCI_COMMAND, PCI_COMMAND_MEMORY, 2);

@@ -1,6 +1,5 @@
 #include "vmm/vm.h"
 
-#include <map>
 #include <string>
 
 #include "absl/strings/str_format.h"
@@ -22,6 +21,7 @@
 #include "guest-firmware/acpi_tables.h"
 #include "guest-firmware/linux_loader.h"
 #include "guest-firmware/reset_vector.h"
+#include "passthrough/guest_slots.h"
 #include "passthrough/vfio_pci_function.h"
 #include "vmm/console.h"
 #include "vmm/cpuid.h"
@@ -256,21 +256,21 @@ absl::Status Vm::CreatePciDevices(const VmConfig& config, const HostBackends& ba
     bar_mapper_ = std::make_unique<KvmBarMapper>(kvm_vm, kFirstBarSlot, kBarSlots);
     vfio_interrupts_ = std::make_unique<KvmVfioInterruptSink>(kvm_vm, msi_allocator_.get());
   }
-  // Functions of one host device share a guest slot and keep their function numbers, so a
-  // multifunction device looks the same to the guest ("0000:3b:00.1" -> 00:SS.1).
-  std::map<std::string, uint8_t> slot_of_host_device;
+  std::vector<std::string> host_addresses;
   for (const PassthroughConfig& passthrough : config.passthrough) {
+    host_addresses.push_back(passthrough.address);
+  }
+  MINIVMM_ASSIGN_OR_RETURN(std::vector<GuestPciFunction> placement,
+                           PlanGuestFunctions(host_addresses, [this](uint8_t slot) {
+                             return pci_root_->SlotEmpty(slot);
+                           }));
+  for (size_t i = 0; i < config.passthrough.size(); ++i) {
+    const PassthroughConfig& passthrough = config.passthrough[i];
+    const auto [slot, function_number] = placement[i];
     MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<VfioDevice> device,
                              backends.vfio->OpenDevice(passthrough.address));
     MINIVMM_ASSIGN_OR_RETURN(VfioPciFunction::BarLayout bars,
                              VfioPciFunction::DescribeBars(*device));
-    const std::string host_device = passthrough.address.substr(0, 10);  // DDDD:BB:DD
-    const uint8_t function_number = static_cast<uint8_t>(passthrough.address[11] - '0');
-    auto [known, is_new] = slot_of_host_device.try_emplace(host_device, 0);
-    if (is_new) {
-      MINIVMM_ASSIGN_OR_RETURN(known->second, pci_root_->FreeSlot());
-    }
-    const uint8_t slot = known->second;
     VfioPciResources resources;
     resources.mmio_bus = &mmio_bus_;
     resources.pio_bus = &pio_bus_;

@@ -44,6 +44,15 @@ absl::StatusOr<uint8_t> PciRoot::FreeSlot() const {
       absl::StrFormat("all %d PCI slots of bus 0 are in use", kPciSlotsPerBus));
 }
 
+bool PciRoot::SlotEmpty(uint8_t device) const {
+  if (device >= kPciSlotsPerBus) return false;
+  absl::MutexLock lock(&mutex_);
+  for (int function = 0; function < kPciFunctionsPerSlot; ++function) {
+    if (functions_[Index(device, function)] != nullptr) return false;
+  }
+  return true;
+}
+
 std::shared_ptr<PciFunction> PciRoot::Find(uint8_t bus, uint8_t device, uint8_t function,
                                            uint32_t offset, size_t size) const {
   if (bus != 0 || device >= kPciSlotsPerBus || function >= kPciFunctionsPerSlot) return nullptr;

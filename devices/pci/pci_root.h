@@ -27,6 +27,8 @@ class PciRoot {
   absl::Status AddFunction(uint8_t device, uint8_t function, std::shared_ptr<PciFunction> fn);
   // The lowest slot with no function 0, for devices that need one slot of their own.
   absl::StatusOr<uint8_t> FreeSlot() const;
+  // Whether no function at all sits in `device` (0..31).
+  bool SlotEmpty(uint8_t device) const;
 
   // A configuration access to bus `bus`. Only bus 0 exists; accesses that are not 1, 2 or 4
   // bytes, not naturally aligned or past the 4 KiB config space are ignored (reads: all-ones).

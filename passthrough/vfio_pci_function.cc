@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "passthrough/vfio_device_fd.h"
 #include "vmm/errno_status.h"
 #include "vmm/log.h"
 
@@ -62,19 +63,6 @@ std::vector<VfioMmapArea> MappableAreas(std::span<const VfioMmapArea> areas, uin
   return result;
 }
 
-const char* IrqIndexName(uint32_t index) {
-  switch (index) {
-    case VFIO_PCI_INTX_IRQ_INDEX:
-      return "INTx";
-    case VFIO_PCI_MSI_IRQ_INDEX:
-      return "MSI";
-    case VFIO_PCI_MSIX_IRQ_INDEX:
-      return "MSI-X";
-    default:
-      return "IRQ";
-  }
-}
-
 // What Create and DescribeBars learn from the device before building anything.
 struct HostSnapshot {
   std::array<uint8_t, kPciLegacyConfigSize> config{};
@@ -107,7 +95,7 @@ absl::StatusOr<HostSnapshot> ReadHost(VfioDevice& device) {
     absl::StatusOr<VfioIrqInfo> info = device.GetIrqInfo(index);
     if (!info.ok()) {
       return WithContext(info.status(), absl::StrFormat("%s: %s interrupt info", device.name(),
-                                                        IrqIndexName(index)));
+                                                        VfioPciIrqName(index)));
     }
     counts[index] = info->eventfd ? info->count : 0;
   }

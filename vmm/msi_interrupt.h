@@ -31,7 +31,7 @@ class MsiInterrupt {
   // §6.8.2.9). Vectors the VMM triggers itself need nothing here (the table holds their
   // interrupts as pending); a passed-through device signals its vector without us, so such a
   // vector must stop delivering while masked and deliver what arrived once unmasked.
-  virtual void SetMasked(bool masked) {}
+  virtual void SetMasked(bool /*masked*/) {}
 };
 
 // Hands out MSI vectors (GSIs) for a VM.

@@ -29,7 +29,7 @@ class SingleQueueDevice : public VirtioDevice {
   ~SingleQueueDevice() override = default;
 
   // Called under the device's lock when the driver sets DRIVER_OK, before any chain.
-  virtual void OnActivate(uint64_t negotiated_features) {}
+  virtual void OnActivate(uint64_t /*negotiated_features*/) {}
   // Handles one chain: returns the bytes written into it, or nullopt when the request cannot
   // be completed and the device needs a reset. Runs on the worker, under the device's lock.
   virtual std::optional<uint32_t> HandleChain(GuestMemory& memory,

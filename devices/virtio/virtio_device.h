@@ -54,7 +54,7 @@ class VirtioDevice {
   // Device-specific configuration space (§4.1.4.6): reads past config_size() read as zero.
   virtual size_t config_size() const = 0;
   virtual void ReadConfig(uint64_t offset, std::span<uint8_t> data) = 0;
-  virtual void WriteConfig(uint64_t offset, std::span<const uint8_t> data) {}
+  virtual void WriteConfig(uint64_t /*offset*/, std::span<const uint8_t> /*data*/) {}
   // DRIVER_OK: start serving the queues. An error puts the device into DEVICE_NEEDS_RESET.
   virtual absl::Status Activate(Activation activation) = 0;
   // Device reset (§2.4): stop serving the queues. When this returns, nothing of the device

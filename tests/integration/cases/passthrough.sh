@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # VFIO passthrough of a real (emulated by the outer QEMU) PCIe NIC: L1 has two e1000e on one
 # hub; the one bound to vfio-pci is passed to L2, whose e1000e driver brings the link up and
-# pings the other one (in L1) with no loss. Then the same over INTx (pci=nomsi), which also
-# shows the function was released and reset for a second run. L2 reads the NIC's expansion ROM.
+# pings the other one (in L1) with no loss. A run stopped by SIGTERM follows, then the same
+# ping over INTx (pci=nomsi), which shows the function was released and reset after power-off
+# and after SIGTERM. L2 reads the NIC's expansion ROM.
 # A second function rides along in the first run: QEMU's edu device; L2 reads its ID register
 # and exercises its liveness register through the passed-through BAR.
 # Then the failures a user can cause: a locked-memory limit too low for the full reservation,
@@ -74,13 +75,33 @@ vmtest_expect_in msi.out "ROM: 55aa"
 vmtest_expect_in msi.out "id=0x010000ED"
 vmtest_expect_in msi.out "liveness=0xEDCBA987"
 
-# 2: INTx, right after the first run released the function.
+# 2: SIGTERM while the guest runs: minivmm releases (resets) the function on that path too.
+printf 'echo PASSTHROUGH-READY\nsleep 600\n' >"$w/wait.sh"
+vmtest_guest_script "$w/wait.sh" "$w/initramfs-wait"
+sed "s|$w/initramfs\"|$w/initramfs-wait\"|" "$w/nic-only.toml" >"$w/sigterm.toml"
+"$MINIVMM_BIN" --config "$w/sigterm.toml" </dev/null >"$w/sigterm.out" 2>"$w/sigterm.err" &
+pid=$!
+for _ in $(seq 1 240); do
+	grep -q PASSTHROUGH-READY "$w/sigterm.out" && break
+	kill -0 "$pid" 2>/dev/null || break
+	sleep 0.5
+done
+grep -q PASSTHROUGH-READY "$w/sigterm.out" || { kill -KILL "$pid"; vmtest_fail "the SIGTERM run's guest did not start"; }
+kill -TERM "$pid"
+set +e
+wait "$pid"
+vmtest_rc=$?
+set -e
+cat "$w/sigterm.err"
+vmtest_expect_rc 143
+
+# 3: INTx, right after the SIGTERM run released the function.
 sed 's/minivmm.test=run/minivmm.test=run pci=nomsi/' "$w/nic-only.toml" >"$w/intx.toml"
 vmtest_run intx "$w/intx.toml"
 check_ping intx
 grep -q "^IRQ: .*IO-APIC" "$w/intx.out" || vmtest_fail "with pci=nomsi the NIC does not use INTx"
 
-# 3: a locked-memory limit below the guest's memory fails before the VM exists.
+# 4: a locked-memory limit below the guest's memory fails before the VM exists.
 set +e
 (ulimit -l 1024 && "$MINIVMM_BIN" --config "$w/vm.toml" </dev/null >"$w/memlock.out" 2>"$w/memlock.err")
 vmtest_rc=$?
@@ -91,7 +112,7 @@ vmtest_expect_in memlock.err "passthrough pins all guest memory (256 MiB)"
 vmtest_expect_in memlock.err "RLIMIT_MEMLOCK is 1 MiB: raise it by 255 MiB to at least 262144 KiB"
 if grep -q "booting" "$w/memlock.err"; then vmtest_fail "the VM started despite the memlock limit"; fi
 
-# 4: the peer NIC is bound to e1000e in L1, not vfio-pci: refused with the binding hint.
+# 5: the peer NIC is bound to e1000e in L1, not vfio-pci: refused with the binding hint.
 peer_bdf=$(basename "$(readlink -f "/sys/class/net/$peer/device")")
 sed "s/device = \"$bdf\"/device = \"$peer_bdf\"/" "$w/vm.toml" >"$w/unbound.toml"
 set +e

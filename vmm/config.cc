@@ -26,6 +26,7 @@
 // Debian builds toml++ as a shared library with exceptions on (it exports only toml::ex::parse),
 // so syntax errors arrive as toml::parse_error; they are caught at the one parse call.
 #include "toml++/toml.h"
+#include "vmm/config_values.h"
 #include "vmm/errno_status.h"
 #include "vmm/unique_fd.h"
 
@@ -456,34 +457,6 @@ absl::Status ParseDeviceArray(
   return absl::OkStatus();
 }
 
-// Linux interface names: at most IFNAMSIZ - 1 bytes, no '/', ':' or whitespace
-// (net/core/dev.c, dev_valid_name).
-bool IsValidInterfaceName(std::string_view name) {
-  constexpr size_t kMaxInterfaceName = 15;
-  if (name.empty() || name.size() > kMaxInterfaceName || name == "." || name == "..") {
-    return false;
-  }
-  return std::all_of(name.begin(), name.end(),
-                     [](char c) { return c > 0x20 && c < 0x7f && c != '/' && c != ':'; });
-}
-
-std::optional<std::array<uint8_t, 6>> ParseMac(std::string_view text) {
-  std::array<uint8_t, 6> mac;
-  if (text.size() != 17) return std::nullopt;
-  for (size_t i = 0; i < 6; ++i) {
-    if (i > 0 && text[3 * i - 1] != ':') return std::nullopt;
-    unsigned value = 0;
-    for (char c : text.substr(3 * i, 2)) {
-      if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) return std::nullopt;
-      value = value * 16 + (absl::ascii_isdigit(static_cast<unsigned char>(c))
-                                ? c - '0'
-                                : absl::ascii_tolower(static_cast<unsigned char>(c)) - 'a' + 10);
-    }
-    mac[i] = static_cast<uint8_t>(value);
-  }
-  return mac;
-}
-
 absl::Status ParseNet(const Section& net, VmConfig& config) {
   NetConfig entry;
   MINIVMM_ASSIGN_OR_RETURN(const toml::value<std::string>* tap, net.Get<std::string>("tap"));
@@ -513,24 +486,6 @@ absl::Status ParseNet(const Section& net, VmConfig& config) {
   return absl::OkStatus();
 }
 
-// "DDDD:BB:DD.F" or "BB:DD.F" (domain 0000) in hex, as lspci -D prints it; returns the
-// canonical lower-case form with the domain.
-std::optional<std::string> CanonicalPciAddress(std::string_view text) {
-  std::string address(text);
-  if (address.size() == 7) address = "0000:" + address;
-  if (address.size() != 12 || address[4] != ':' || address[7] != ':' || address[10] != '.') {
-    return std::nullopt;
-  }
-  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9}) {
-    if (!absl::ascii_isxdigit(static_cast<unsigned char>(address[i]))) return std::nullopt;
-    address[i] = absl::ascii_tolower(static_cast<unsigned char>(address[i]));
-  }
-  // Device numbers go up to 0x1f, function numbers to 7 (PCI Local Bus 3.0 §3.2.2.3.1).
-  const int device = std::stoi(address.substr(8, 2), nullptr, 16);
-  if (device > 0x1f || address[11] < '0' || address[11] > '7') return std::nullopt;
-  return address;
-}
-
 absl::Status ParsePassthrough(const Section& section, const toml::table& table, VmConfig& config) {
   MINIVMM_ASSIGN_OR_RETURN(const toml::value<std::string>* device,
                            section.Get<std::string>("device"));
@@ -545,7 +500,7 @@ absl::Status ParsePassthrough(const Section& section, const toml::table& table, 
   const toml::value<std::string>* given = device != nullptr ? device : sysfs;
   std::string_view key = device != nullptr ? "device" : "sysfs";
   const std::string name = device != nullptr ? **device : fs::path(**sysfs).filename().string();
-  std::optional<std::string> address = CanonicalPciAddress(name);
+  std::optional<std::string> address = NormalizedPciAddress(name);
   if (!address) {
     return section.Error(
         *given, key,

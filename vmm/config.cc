@@ -28,6 +28,7 @@
 #include "toml++/toml.h"
 #include "vmm/config_values.h"
 #include "vmm/errno_status.h"
+#include "vmm/pci_address.h"
 #include "vmm/unique_fd.h"
 
 namespace minivmm {
@@ -500,8 +501,8 @@ absl::Status ParsePassthrough(const Section& section, const toml::table& table, 
   const toml::value<std::string>* given = device != nullptr ? device : sysfs;
   std::string_view key = device != nullptr ? "device" : "sysfs";
   const std::string name = device != nullptr ? **device : fs::path(**sysfs).filename().string();
-  std::optional<std::string> address = NormalizedPciAddress(name);
-  if (!address) {
+  absl::StatusOr<std::string> address = CanonicalPciAddress(name);
+  if (!address.ok()) {
     return section.Error(
         *given, key,
         absl::StrFormat("must name a PCI function like 0000:00:03.0, got \"%s\"", **given));

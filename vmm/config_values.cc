@@ -34,22 +34,4 @@ std::optional<std::array<uint8_t, 6>> ParseMac(std::string_view text) {
   return mac;
 }
 
-// "DDDD:BB:DD.F" or "BB:DD.F" (domain 0000) in hex, as lspci -D prints it; returns the
-// canonical lower-case form with the domain.
-std::optional<std::string> NormalizedPciAddress(std::string_view text) {
-  std::string address(text);
-  if (address.size() == 7) address = "0000:" + address;
-  if (address.size() != 12 || address[4] != ':' || address[7] != ':' || address[10] != '.') {
-    return std::nullopt;
-  }
-  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9}) {
-    if (!absl::ascii_isxdigit(static_cast<unsigned char>(address[i]))) return std::nullopt;
-    address[i] = absl::ascii_tolower(static_cast<unsigned char>(address[i]));
-  }
-  // Device numbers go up to 0x1f, function numbers to 7 (PCI Local Bus 3.0 §3.2.2.3.1).
-  const int device = std::stoi(address.substr(8, 2), nullptr, 16);
-  if (device > 0x1f || address[11] < '0' || address[11] > '7') return std::nullopt;
-  return address;
-}
-
 }  // namespace minivmm

@@ -1,5 +1,6 @@
-// The syntax of config values that name host things: interface names, MAC addresses, PCI
-// addresses. Pure checks, so the config parser's messages and the tests share one definition.
+// The syntax of config values that name host things: interface names, MAC addresses
+// (PCI addresses: vmm/pci_address.h). Pure checks, so the config parser's messages and the tests
+// share one definition.
 #ifndef MINIVMM_VMM_CONFIG_VALUES_H_
 #define MINIVMM_VMM_CONFIG_VALUES_H_
 
@@ -16,10 +17,6 @@ bool IsValidInterfaceName(std::string_view name);
 
 // "52:54:00:12:34:56" (hex digits of either case); nullopt for anything else.
 std::optional<std::array<uint8_t, 6>> ParseMac(std::string_view text);
-
-// "DDDD:BB:DD.F" or "BB:DD.F" (domain 0000), as lspci -D prints it, with device <= 0x1f and
-// function <= 7; returns the lower-case form with the domain.
-std::optional<std::string> NormalizedPciAddress(std::string_view text);
 
 }  // namespace minivmm
 

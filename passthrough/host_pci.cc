@@ -1,7 +1,6 @@
 #include "passthrough/host_pci.h"
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <filesystem>
 #include <system_error>

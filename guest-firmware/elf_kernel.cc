@@ -196,34 +196,6 @@ absl::StatusOr<ElfKernel> ParseElfKernel(std::span<const uint8_t> bytes, const s
   return kernel;
 }
 
-namespace {
-
-constexpr uint64_t kPageSize = 4096;
-
-// Puts one segment's file bytes at its physical address: whole pages mapped from the file when
-// the bytes come from one and the file offset and address agree modulo the page size (as they
-// do in any linked vmlinux), the rest copied.
-absl::Status PlaceSegmentBytes(GuestMemory& memory, const ElfSegment& segment,
-                               const SharedBytes& bytes, std::span<uint8_t> target) {
-  const std::span<const uint8_t> source =
-      bytes.span().subspan(segment.file_offset, segment.file_size);
-  const auto& origin = bytes.file_origin();
-  const uint64_t gpa = segment.physical_address;
-  if (!origin || (origin->offset + segment.file_offset) % kPageSize != gpa % kPageSize) {
-    std::ranges::copy(source, target.begin());
-    return absl::OkStatus();
-  }
-  const uint64_t head =
-      std::min<uint64_t>((kPageSize - gpa % kPageSize) % kPageSize, source.size());
-  const uint64_t whole = (source.size() - head) / kPageSize * kPageSize;
-  std::copy_n(source.begin(), head, target.begin());
-  MINIVMM_RETURN_IF_ERROR(
-      memory.MapFile(gpa + head, whole, origin->fd, origin->offset + segment.file_offset + head));
-  std::copy(source.begin() + head + whole, source.end(), target.begin() + head + whole);
-  return absl::OkStatus();
-}
-
-}  // namespace
 
 absl::Status LoadElfKernel(GuestMemory& memory, const ElfKernel& kernel, const SharedBytes& bytes,
                            std::span<const GuestRange> reserved, const std::string& name) {
@@ -258,8 +230,11 @@ absl::Status LoadElfKernel(GuestMemory& memory, const ElfKernel& kernel, const S
   }
   for (size_t i = 0; i < kernel.segments.size(); ++i) {
     const ElfSegment& segment = kernel.segments[i];
-    std::span<uint8_t> target = targets[i];
-    MINIVMM_RETURN_IF_ERROR(PlaceSegmentBytes(memory, segment, bytes, target));
+    // Copied, not mapped from the cache file: guest RAM is backed by huge pages, and a
+    // file-backed kernel would be mapped in 4 KiB pages, each one a nested page fault at boot
+    // and a TLB entry for as long as the guest runs.
+    std::ranges::copy(bytes.span().subspan(segment.file_offset, segment.file_size),
+                      targets[i].begin());
     // The bss: p_memsz beyond p_filesz reads as zero (gABI "Program Header", p_memsz).
     MINIVMM_RETURN_IF_ERROR(memory.Zero(segment.physical_address + segment.file_size,
                                         segment.memory_size - segment.file_size));

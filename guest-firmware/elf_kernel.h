@@ -39,9 +39,7 @@ bool LooksLikeElf(std::span<const uint8_t> bytes);
 // and truncated files are rejected with the file name and the reason.
 absl::StatusOr<ElfKernel> ParseElfKernel(std::span<const uint8_t> bytes, const std::string& name);
 
-// Places each segment in guest memory at its physical address and zero-fills the bss part.
-// When `bytes` is a file mapping (a cached vmlinux), whole pages of a segment are mapped from
-// the file copy-on-write instead of copied; only partial pages at a segment's ends are copied.
+// Copies each segment into guest memory at its physical address and zero-fills the bss part.
 // Fails (naming the file and the segment) if a segment lies outside guest RAM or overlaps any
 // of `reserved` (the zero page, command line, initramfs, boot page tables...).
 struct GuestRange {

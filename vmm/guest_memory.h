@@ -12,6 +12,9 @@
 
 namespace minivmm {
 
+// Transparent huge page size on x86-64; guest RAM is laid out to be backed by such pages.
+inline constexpr uint64_t kHugePageSize = 2ull << 20;
+
 struct GuestRegionSpec {
   uint64_t guest_address;
   uint64_t size;
@@ -26,7 +29,9 @@ class GuestMemory {
   };
 
   // Maps each region with MAP_NORESERVE so memory is allocated lazily, on the guest's first
-  // touch. Regions must be page-aligned, non-empty and must not overlap.
+  // touch, and asks for transparent huge pages (MADV_HUGEPAGE) with the host address congruent
+  // to the guest address modulo kHugePageSize. Regions must be page-aligned, non-empty and must
+  // not overlap.
   static absl::StatusOr<GuestMemory> Create(std::span<const GuestRegionSpec> specs);
 
   GuestMemory(GuestMemory&& other) noexcept;
@@ -43,12 +48,6 @@ class GuestMemory {
   // than written, so zeroing memory the guest never touched costs no page faults: a kernel's
   // 25 MiB bss is free. The range must lie inside one region.
   absl::Status Zero(uint64_t gpa, uint64_t length);
-
-  // Backs the page-aligned [gpa, gpa + length) with a private (copy-on-write) mapping of the
-  // file's [offset, offset + length): the guest reads the page cache and copies a page only
-  // when it writes it. Used to boot a cached vmlinux without copying it. Must be called before
-  // the vCPUs run; Zero() must not be used on such pages afterwards.
-  absl::Status MapFile(uint64_t gpa, uint64_t length, int fd, uint64_t offset);
 
   // Host view of [gpa, gpa + length), which must lie inside one region.
   absl::StatusOr<std::span<uint8_t>> Slice(uint64_t gpa, uint64_t length);

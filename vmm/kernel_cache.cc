@@ -46,7 +46,7 @@ struct EntryHeader {
 };
 static_assert(sizeof(EntryHeader) == 32, "the on-disk header has no padding");
 // The content starts one page into the file (the header, then zeros), so the vmlinux's
-// segments keep their page alignment and can be mapped straight into guest memory.
+// segments keep their page alignment in the file and in its mapping.
 constexpr uint64_t kContentOffset = 4096;
 static_assert(std::endian::native == std::endian::little);
 

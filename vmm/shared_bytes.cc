@@ -25,20 +25,11 @@ absl::StatusOr<SharedBytes> SharedBytes::MapFile(int fd, uint64_t offset, uint64
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   const uint64_t start = offset - offset % page;
   const uint64_t mapped = length + (offset - start);
-  // Our own descriptor, so the caller's may close: file_origin() stays valid with the bytes.
-  const int own_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (own_fd < 0) return ErrnoError(absl::StrFormat("dup(%s)", path.string()));
   void* base = ::mmap(nullptr, mapped, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, start);
-  if (base == MAP_FAILED) {
-    const absl::Status error = ErrnoError(absl::StrFormat("mmap(%s)", path.string()));
-    ::close(own_fd);
-    return error;
-  }
-  bytes.owner_ = std::shared_ptr<const void>(base, [mapped, own_fd](const void* p) {
-    ::munmap(const_cast<void*>(p), mapped);
-    ::close(own_fd);
-  });
-  bytes.file_origin_ = FileOrigin{own_fd, offset};
+  if (base == MAP_FAILED) return ErrnoError(absl::StrFormat("mmap(%s)", path.string()));
+  // The mapping outlives the descriptor: the caller may close fd.
+  bytes.owner_ = std::shared_ptr<const void>(
+      base, [mapped](const void* p) { ::munmap(const_cast<void*>(p), mapped); });
   bytes.view_ = std::span(static_cast<const uint8_t*>(base) + (offset - start), length);
   return bytes;
 }

@@ -1,5 +1,5 @@
 // Immutable bytes shared by reference: either owned in memory or a read-only file mapping.
-// Kernel images use it so a cached vmlinux is mapped from the page cache instead of copied
+// Kernel images use it so a cached vmlinux is read from the page cache in place instead of
 // into a fresh 60+ MiB buffer on every boot.
 #ifndef MINIVMM_VMM_SHARED_BYTES_H_
 #define MINIVMM_VMM_SHARED_BYTES_H_
@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
-#include <optional>
 #include <span>
 #include <vector>
 
@@ -24,14 +23,6 @@ class SharedBytes {
   static absl::StatusOr<SharedBytes> MapFile(int fd, uint64_t offset, uint64_t length,
                                              const std::filesystem::path& path);
 
-  // Where the bytes come from when they are a file mapping: the open file (kept open while any
-  // copy of this SharedBytes lives) and the file offset of data()[0].
-  struct FileOrigin {
-    int fd = -1;
-    uint64_t offset = 0;
-  };
-  const std::optional<FileOrigin>& file_origin() const { return file_origin_; }
-
   std::span<const uint8_t> span() const { return view_; }
   const uint8_t* data() const { return view_.data(); }
   size_t size() const { return view_.size(); }
@@ -45,7 +36,6 @@ class SharedBytes {
  private:
   std::shared_ptr<const void> owner_;  // keeps the vector or the mapping alive
   std::span<const uint8_t> view_;
-  std::optional<FileOrigin> file_origin_;
 };
 
 }  // namespace minivmm

@@ -1,9 +1,12 @@
 #include "vmm/guest_memory.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <fstream>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -322,24 +325,59 @@ TEST(GuestMemoryZeroTest, ZeroesASubPageRange) {
   EXPECT_EQ(after[30], 0xff);
 }
 
-TEST(GuestMemoryMapFileTest, RejectsUnalignedOrOutOfRangeMappings) {
-  const GuestRegionSpec spec{0, 4 * 4096};
+// The VmFlags line of the /proc/self/smaps entry for the mapping that holds `address`.
+std::string VmFlagsOfMappingAt(const void* address) {
+  std::ifstream smaps("/proc/self/smaps");
+  const uintptr_t at = reinterpret_cast<uintptr_t>(address);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    uintptr_t start = 0, end = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &start, &end) == 2 && line.find('-') < 17) {
+      inside = start <= at && at < end;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line;
+    }
+  }
+  return "";
+}
+
+// Host and guest addresses agree modulo 2 MiB, so the host's huge pages line up with the
+// guest's and KVM can map guest RAM in 2 MiB pages.
+TEST(GuestMemoryHugePageTest, HostAddressesMatchGuestAddressesModuloTwoMiB) {
+  const GuestRegionSpec specs[] = {{0, 6 * kMiB}, {4 * kGiB + 2 * kMiB, 4 * kMiB},
+                                   {8 * kGiB + 64 * kPage, 2 * kMiB}};
+  for (int attempt = 0; attempt < 8; ++attempt) {  // mmap addresses vary between calls
+    absl::StatusOr<GuestMemory> memory = GuestMemory::Create(specs);
+    ASSERT_TRUE(memory.ok()) << memory.status();
+    for (const GuestMemory::Region& r : memory->regions()) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(r.host) % kHugePageSize,
+                r.guest_address % kHugePageSize)
+          << "region at " << r.guest_address;
+    }
+  }
+}
+
+TEST(GuestMemoryHugePageTest, AsksForTransparentHugePages) {
+  if (::access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0) {
+    GTEST_SKIP() << "this kernel has no transparent huge pages";
+  }
+  const GuestRegionSpec spec{0, 8 * kMiB};
   absl::StatusOr<GuestMemory> memory = GuestMemory::Create(std::span(&spec, 1));
-  ASSERT_TRUE(memory.ok());
-  const int fd = ::open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-  ASSERT_GE(fd, 0);
-  EXPECT_EQ(memory->MapFile(100, 4096, fd, 0).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(memory->MapFile(0, 100, fd, 0).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(memory->MapFile(0, 4096, fd, 100).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_FALSE(memory->MapFile(0, 8 * 4096, fd, 0).ok());  // past the end of guest RAM
-  // A valid mapping shows the file's first page to the guest.
-  ASSERT_TRUE(memory->MapFile(4096, 4096, fd, 0).ok());
-  uint8_t magic[4];
-  ASSERT_TRUE(memory->Read(4096, magic).ok());
-  EXPECT_EQ(std::string(magic, magic + 4),
-            "\x7f"
-            "ELF");
-  ::close(fd);
+  ASSERT_TRUE(memory.ok()) << memory.status();
+  EXPECT_THAT(VmFlagsOfMappingAt(memory->regions()[0].host), HasSubstr(" hg"));
+}
+
+// The slack mapped for alignment is given back: only the region's own bytes stay mapped.
+TEST(GuestMemoryHugePageTest, KeepsNoSlackMapped) {
+  const GuestRegionSpec spec{0, 4 * kMiB};
+  absl::StatusOr<GuestMemory> memory = GuestMemory::Create(std::span(&spec, 1));
+  ASSERT_TRUE(memory.ok()) << memory.status();
+  const uint8_t* host = memory->regions()[0].host;
+  EXPECT_NE(VmFlagsOfMappingAt(host), "");
+  EXPECT_NE(VmFlagsOfMappingAt(host + spec.size - 1), "");
+  // msync on an unmapped page fails with ENOMEM: the pages on both sides must be gone.
+  EXPECT_NE(::msync(const_cast<uint8_t*>(host) - kPage, kPage, MS_ASYNC), 0);
+  EXPECT_NE(::msync(const_cast<uint8_t*>(host) + spec.size, kPage, MS_ASYNC), 0);
 }
 
 TEST(GuestMemoryZeroTest, RejectsARangeOutsideGuestRam) {

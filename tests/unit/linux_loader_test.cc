@@ -447,9 +447,9 @@ TEST(LinuxLoaderVmlinuxTest, PlacesTheInitramfsAboveTheKernelsBss) {
   EXPECT_EQ(params.hdr.ramdisk_size, initramfs.size());
 }
 
-// A vmlinux read from a file (as the kernel cache provides it) gets its whole pages mapped
-// copy-on-write from the file: the guest sees the bytes, and guest writes never reach the file.
-TEST(LinuxLoaderVmlinuxTest, MapsAFileBackedKernelCopyOnWrite) {
+// A vmlinux mapped from a file (as the kernel cache provides it) is copied into guest RAM: the
+// guest sees the bytes, and guest writes never reach the file.
+TEST(LinuxLoaderVmlinuxTest, CopiesAFileBackedKernelIntoGuestRam) {
   // Segment bytes at file offset 0x1010 for address 16 MiB + 0x10: a partial first page, two
   // whole pages, and a partial last page.
   const std::vector<uint8_t> elf =
@@ -473,7 +473,7 @@ TEST(LinuxLoaderVmlinuxTest, MapsAFileBackedKernelCopyOnWrite) {
   EXPECT_EQ(ReadBytes(memory, kVmlinuxBase + 0x10 + 3 * 4096, 4096),
             std::vector<uint8_t>(4096, 0));  // bss
   const std::vector<uint8_t> scribble(4096, 0xee);
-  ASSERT_TRUE(memory.Write(kVmlinuxBase + 0x1000, scribble).ok());  // a mapped page
+  ASSERT_TRUE(memory.Write(kVmlinuxBase + 0x1000, scribble).ok());
   std::ifstream in(path, std::ios::binary);
   const std::vector<uint8_t> on_disk((std::istreambuf_iterator<char>(in)),
                                      std::istreambuf_iterator<char>());

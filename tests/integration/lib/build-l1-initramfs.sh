@@ -90,7 +90,10 @@ while read -r mod; do
 done </lib/modules/load-order
 
 # --- host root over 9p, made into a chroot --------------------------------
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /host ||
+# cache=loose keeps what L1 read in its page cache: without it every exec faults the binary
+# and its libraries in over 9p again (minivmm started in ~0.7 s instead of ~0.1 s). The share
+# is read-only and the host prepares its files before L1 starts, which is what "loose" asks.
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /host ||
 	{ say "cannot mount 9p tag hostroot"; finish 125; }
 # Keep a view of the host's /tmp before a tmpfs hides it (see below).
 mkdir -p /hosttmp

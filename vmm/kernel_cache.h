@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "vmm/file_memo.h"
 #include "vmm/shared_bytes.h"
 
 namespace minivmm {
@@ -34,7 +35,10 @@ struct KernelCacheEntryInfo {
 
 class KernelCache {
  public:
-  explicit KernelCache(std::filesystem::path directory) : directory_(std::move(directory)) {}
+  // clock: the wall clock that decides whether a file is settled enough to be remembered
+  // (vmm/file_memo.h); tests move it.
+  explicit KernelCache(std::filesystem::path directory, WallClock clock = WallClockNow)
+      : directory_(std::move(directory)), clock_(clock) {}
   // $XDG_CACHE_HOME/minivmm when XDG_CACHE_HOME is set and absolute, else $HOME/.cache/minivmm.
   static absl::StatusOr<KernelCache> ForCurrentUser();
 
@@ -44,14 +48,14 @@ class KernelCache {
   static std::string KeyFor(std::span<const uint8_t> bzimage);
 
   // KeyFor(bzimage) for the bytes just read from the open file fd, remembering the hash under
-  // the file's identity (device, inode, size, mtime and ctime in ns) so that the next boot of
-  // the same unchanged file skips hashing it. Any change to the file changes its ctime, which
-  // the user cannot set back. Memo problems only cost a rehash.
+  // the file's identity (vmm/file_memo.h) so that the next boot of the same unchanged file
+  // skips hashing it. Memo problems only cost a rehash.
   std::string KeyForFile(int fd, std::span<const uint8_t> bzimage) const;
 
   // The entry's content (a read-only mapping of the file), or nullopt on a miss (absent, truncated,
-  // corrupt, other version). A corrupt entry is removed. Errors only for I/O failures other than
-  // "not there".
+  // corrupt, other version). A corrupt entry is removed. The checksum is verified unless the
+  // same entry file (same identity, vmm/file_memo.h) was verified before. Errors only for I/O
+  // failures other than "not there".
   absl::StatusOr<std::optional<SharedBytes>> Lookup(const std::string& key) const;
 
   // Creates the directory (0700) if needed and checks it is writable, so a caller can skip
@@ -68,6 +72,7 @@ class KernelCache {
 
  private:
   std::filesystem::path directory_;
+  WallClock clock_;
 };
 
 }  // namespace minivmm

@@ -233,8 +233,15 @@ TEST_F(KernelCacheTest, KeyForFileIsTheContentKey) {
             KernelCache::KeyFor(AsBytes("kernel bytes")));
 }
 
+// A wall clock far enough ahead that every file written by the test counts as settled.
+timespec ClockAheadOfRacyWindow() {
+  timespec now = WallClockNow();
+  now.tv_sec += 10 * kRacyWindowSeconds;
+  return now;
+}
+
 TEST_F(KernelCacheTest, KeyForFileRemembersTheHashUntilTheFileChanges) {
-  KernelCache cache(dir_);
+  KernelCache cache(dir_, ClockAheadOfRacyWindow);
   WriteFile(root_ / "bzImage", "kernel bytes");
   KeyForFileAt(cache, root_ / "bzImage");
   // Replace the remembered hash: a memo hit must return it, proving no rehash happened.
@@ -242,18 +249,82 @@ TEST_F(KernelCacheTest, KeyForFileRemembersTheHashUntilTheFileChanges) {
   for (const auto& memo : fs::directory_iterator(dir_ / "sha256")) WriteFile(memo.path(), planted);
   EXPECT_EQ(KeyForFileAt(cache, root_ / "bzImage"),
             absl::StrCat(planted, "-v", kKernelCacheFormatVersion));
-  // Rewriting the file in place changes its ctime: the memo no longer applies.
+  // Another file in its place has another identity: the memo no longer applies.
+  WriteFile(root_ / "replacement", "other bytes!");
+  fs::rename(root_ / "replacement", root_ / "bzImage");
+  EXPECT_EQ(KeyForFileAt(cache, root_ / "bzImage"), KernelCache::KeyFor(AsBytes("other bytes!")));
+}
+
+// A file changed less than the racy window ago could change again within the same timestamp
+// tick, keeping its identity: it is hashed every time, and nothing is remembered.
+TEST_F(KernelCacheTest, KeyForFileRemembersNothingAboutAJustWrittenFile) {
+  KernelCache cache(dir_);  // the real clock: the file was written just now
+  WriteFile(root_ / "bzImage", "kernel bytes");
+  EXPECT_EQ(KeyForFileAt(cache, root_ / "bzImage"), KernelCache::KeyFor(AsBytes("kernel bytes")));
+  EXPECT_FALSE(fs::exists(dir_ / "sha256"));
+  // Rewritten in place, same size, likely within the same tick: still the new bytes' key.
   { std::ofstream(root_ / "bzImage", std::ios::binary) << "other bytes!"; }
   EXPECT_EQ(KeyForFileAt(cache, root_ / "bzImage"), KernelCache::KeyFor(AsBytes("other bytes!")));
 }
 
-TEST_F(KernelCacheTest, ClearAlsoForgetsRememberedHashes) {
-  KernelCache cache(dir_);
+TEST_F(KernelCacheTest, ClearAlsoForgetsRememberedHashesAndVerifiedEntries) {
+  KernelCache cache(dir_, ClockAheadOfRacyWindow);
   WriteFile(root_ / "bzImage", "kernel bytes");
   KeyForFileAt(cache, root_ / "bzImage");
+  ASSERT_TRUE(cache.Store(kKey, RandomBytes(4096, 1)).ok());
+  ASSERT_TRUE(LookupCopy(cache, kKey).ok());
   ASSERT_TRUE(fs::exists(dir_ / "sha256"));
+  ASSERT_TRUE(fs::exists(dir_ / "verified"));
   ASSERT_TRUE(cache.Clear().ok());
   EXPECT_FALSE(fs::exists(dir_ / "sha256"));
+  EXPECT_FALSE(fs::exists(dir_ / "verified"));
+}
+
+// Once an entry's checksum has matched, the same entry file is not hashed again: proven by
+// corrupting the content, then re-planting the memo under the corrupted file's identity.
+TEST_F(KernelCacheTest, LookupVerifiesAnEntryFileOnlyOnce) {
+  KernelCache cache(dir_, ClockAheadOfRacyWindow);
+  const std::vector<uint8_t> content = RandomBytes(8192, 3);
+  ASSERT_TRUE(cache.Store(kKey, content).ok());
+  ASSERT_THAT(*LookupCopy(cache, kKey), Optional(content));
+  const fs::path memo = dir_ / "verified" / kKey;
+  ASSERT_TRUE(fs::exists(memo));
+
+  PatchFile(EntryPath(kKey), kHeaderSize + 10, "\x5a");
+  struct stat st;
+  ASSERT_EQ(::stat(EntryPath(kKey).c_str(), &st), 0);
+  const std::optional<std::string> identity = SettledFileIdentity(st, ClockAheadOfRacyWindow());
+  ASSERT_TRUE(identity.has_value());
+  WriteFile(memo, *identity);
+  absl::StatusOr<std::optional<std::vector<uint8_t>>> trusted = LookupCopy(cache, kKey);
+  ASSERT_TRUE(trusted.ok());
+  ASSERT_TRUE(trusted->has_value());
+  EXPECT_EQ((**trusted)[10], 0x5a);
+}
+
+// Changing an entry after it was verified changes its identity: the change is caught.
+TEST_F(KernelCacheTest, ACorruptionAfterVerificationIsStillDetected) {
+  KernelCache cache(dir_, ClockAheadOfRacyWindow);
+  ASSERT_TRUE(cache.Store(kKey, RandomBytes(8192, 4)).ok());
+  ASSERT_TRUE(LookupCopy(cache, kKey).ok());
+  ASSERT_TRUE(fs::exists(dir_ / "verified" / kKey));
+  PatchFile(EntryPath(kKey), kHeaderSize + 10, "\x5a");
+  // The patch moved the entry's ctime to now: its identity no longer matches the memo.
+  KernelCache real_clock(dir_);
+  testing::internal::CaptureStderr();
+  absl::StatusOr<std::optional<std::vector<uint8_t>>> result = LookupCopy(real_clock, kKey);
+  const std::string log = testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(*result, std::nullopt);
+  EXPECT_THAT(log, HasSubstr("checksum"));
+}
+
+// A just-written entry is verified on every lookup until it has settled.
+TEST_F(KernelCacheTest, LookupRemembersNothingAboutAJustWrittenEntry) {
+  KernelCache cache(dir_);
+  ASSERT_TRUE(cache.Store(kKey, RandomBytes(100, 5)).ok());
+  ASSERT_TRUE(LookupCopy(cache, kKey).ok());
+  EXPECT_FALSE(fs::exists(dir_ / "verified"));
 }
 
 TEST_F(KernelCacheTest, PrepareDirectoryCreatesAPrivateDirectory) {

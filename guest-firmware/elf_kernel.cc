@@ -168,6 +168,13 @@ absl::StatusOr<ElfKernel> ParseElfKernel(std::span<const uint8_t> bytes, const s
   ElfKernel kernel;
   kernel.entry = header.e_entry;
   kernel.physical_start = kMaxAddress;
+  kernel.image_end = std::max<uint64_t>(sizeof(Elf64_Ehdr),
+                                        header.e_phoff + header.e_phnum * sizeof(Elf64_Phdr));
+  if (header.e_shoff != 0) {  // section headers are optional; where present they end the image
+    kernel.image_end = std::max(kernel.image_end,
+                                SaturatingEnd(header.e_shoff, uint64_t{header.e_shnum} *
+                                                                  header.e_shentsize));
+  }
   for (size_t i = 0; i < header.e_phnum; ++i) {
     const auto phdr = CopyOut<Elf64_Phdr>(bytes, header.e_phoff + i * sizeof(Elf64_Phdr));
     // A PT_LOAD with p_memsz 0 loads nothing; skip it rather than give it an address.
@@ -177,6 +184,7 @@ absl::StatusOr<ElfKernel> ParseElfKernel(std::span<const uint8_t> bytes, const s
     kernel.physical_start = std::min(kernel.physical_start, segment->physical_address);
     kernel.physical_end =
         std::max(kernel.physical_end, segment->physical_address + segment->memory_size);
+    kernel.image_end = std::max(kernel.image_end, segment->file_offset + segment->file_size);
     kernel.segments.push_back(*segment);
   }
   if (kernel.segments.empty()) return Invalid(name, "ELF has no PT_LOAD segment to load");
@@ -198,7 +206,8 @@ absl::StatusOr<ElfKernel> ParseElfKernel(std::span<const uint8_t> bytes, const s
 
 
 absl::Status LoadElfKernel(GuestMemory& memory, const ElfKernel& kernel, const SharedBytes& bytes,
-                           std::span<const GuestRange> reserved, const std::string& name) {
+                           std::span<const GuestRange> reserved, const std::string& name,
+                           uint64_t physical_shift) {
   // Check every segment before writing any, so a failed load leaves guest memory untouched.
   std::vector<std::span<uint8_t>> targets;
   for (size_t i = 0; i < kernel.segments.size(); ++i) {
@@ -211,17 +220,21 @@ absl::Status LoadElfKernel(GuestMemory& memory, const ElfKernel& kernel, const S
                                            Describe(segment, i), segment.file_offset,
                                            segment.file_size, bytes.size()));
     }
-    const uint64_t end = SaturatingEnd(segment.physical_address, segment.memory_size);
+    const uint64_t address = segment.physical_address + physical_shift;
+    if (address < physical_shift) {
+      return Invalid(name, absl::StrFormat("%s moved by %#x wraps around", Describe(segment, i),
+                                           physical_shift));
+    }
+    const uint64_t end = SaturatingEnd(address, segment.memory_size);
     for (const GuestRange& range : reserved) {
-      if (range.size != 0 && segment.physical_address < SaturatingEnd(range.start, range.size) &&
+      if (range.size != 0 && address < SaturatingEnd(range.start, range.size) &&
           range.start < end) {
         return Invalid(name,
                        absl::StrFormat("%s overlaps the %s at [%#x, +%#x)", Describe(segment, i),
                                        range.what, range.start, range.size));
       }
     }
-    absl::StatusOr<std::span<uint8_t>> target =
-        memory.Slice(segment.physical_address, segment.memory_size);
+    absl::StatusOr<std::span<uint8_t>> target = memory.Slice(address, segment.memory_size);
     if (!target.ok()) {
       return Invalid(name, absl::StrFormat("%s lies outside guest RAM (raise [vm] memory_mib)",
                                            Describe(segment, i)));
@@ -236,7 +249,7 @@ absl::Status LoadElfKernel(GuestMemory& memory, const ElfKernel& kernel, const S
     std::ranges::copy(bytes.span().subspan(segment.file_offset, segment.file_size),
                       targets[i].begin());
     // The bss: p_memsz beyond p_filesz reads as zero (gABI "Program Header", p_memsz).
-    MINIVMM_RETURN_IF_ERROR(memory.Zero(segment.physical_address + segment.file_size,
+    MINIVMM_RETURN_IF_ERROR(memory.Zero(segment.physical_address + physical_shift + segment.file_size,
                                         segment.memory_size - segment.file_size));
   }
   return absl::OkStatus();

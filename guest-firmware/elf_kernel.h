@@ -28,6 +28,9 @@ struct ElfKernel {
   // Lowest physical address and end of the highest segment.
   uint64_t physical_start = 0;
   uint64_t physical_end = 0;
+  // File offset where what the ELF headers describe ends (headers, segments, section headers):
+  // a kernel's decompressed payload appends its relocation table there (guest-firmware/kaslr.h).
+  uint64_t image_end = 0;
 };
 
 // True if bytes start with the ELF magic (whatever the class/machine).
@@ -47,8 +50,10 @@ struct GuestRange {
   uint64_t size = 0;
   std::string what;  // for messages: "initramfs", "command line", ...
 };
+// physical_shift moves every segment up by that much (KASLR); 0 loads at the link addresses.
 absl::Status LoadElfKernel(GuestMemory& memory, const ElfKernel& kernel, const SharedBytes& bytes,
-                           std::span<const GuestRange> reserved, const std::string& name);
+                           std::span<const GuestRange> reserved, const std::string& name,
+                           uint64_t physical_shift = 0);
 
 }  // namespace minivmm
 

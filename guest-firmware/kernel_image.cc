@@ -45,6 +45,11 @@ absl::StatusOr<KernelImage> KernelImageFromVmlinux(SharedBytes bytes, std::strin
   image.name = std::move(name);
   image.header = header != nullptr ? *header : SynthesizedSetupHeader();
   image.elf = std::move(*elf);
+  if (header != nullptr && header->relocatable_kernel && image.elf.image_end < bytes.size()) {
+    absl::StatusOr<KernelRelocations> relocations =
+        ParseKernelRelocations(bytes.span().subspan(image.elf.image_end));
+    if (relocations.ok()) image.relocations = std::move(*relocations);
+  }
   image.bytes = std::move(bytes);
   return image;
 }

@@ -6,6 +6,7 @@
 #include <asm/bootparam.h>
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "guest-firmware/bzimage.h"
 #include "guest-firmware/elf_kernel.h"
+#include "guest-firmware/kaslr.h"
 #include "vmm/shared_bytes.h"
 
 namespace minivmm {
@@ -27,6 +29,9 @@ struct KernelImage {
   setup_header header{};
   uint64_t setup_size = 0;  // kBzImage: file offset of the protected-mode kernel
   ElfKernel elf;            // kElfVmlinux: its loadable segments
+  // kElfVmlinux from a relocatable bzImage's payload that carries its relocation table: the
+  // loader can randomize its addresses as the kernel's decompressor would.
+  std::optional<KernelRelocations> relocations;
 
   std::span<const uint8_t> protected_mode_kernel() const {
     return bytes.span().subspan(setup_size);
@@ -36,6 +41,8 @@ struct KernelImage {
 KernelImage KernelImageFromBzImage(BzImage bzimage, std::string name);
 
 // A vmlinux with the given header (from its bzImage), or a synthesized one when header is null.
+// With a bzImage header that says the kernel is relocatable, a well-formed relocation table
+// after the ELF image is kept for KASLR; a missing or malformed one only means no KASLR.
 absl::StatusOr<KernelImage> KernelImageFromVmlinux(SharedBytes bytes, std::string name,
                                                    const setup_header* header);
 

@@ -1,12 +1,14 @@
 #include "guest-firmware/linux_loader.h"
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "guest-firmware/e820.h"
 #include "guest-firmware/elf_kernel.h"
+#include "guest-firmware/kaslr.h"
 #include "guest-firmware/long_mode.h"
 #include "guest-firmware/zero_page.h"
 #include "vmm/errno_status.h"
@@ -58,6 +60,7 @@ absl::StatusOr<uint64_t> PlaceInitramfs(const GuestMemory& memory, const setup_h
 struct PlacedKernel {
   uint64_t entry_point = 0;
   uint64_t end = 0;
+  bool randomized = false;
 };
 
 absl::StatusOr<PlacedKernel> PlaceBzImage(GuestMemory& memory, const KernelImage& kernel) {
@@ -76,11 +79,43 @@ absl::StatusOr<PlacedKernel> PlaceBzImage(GuestMemory& memory, const KernelImage
   return PlacedKernel{layout::kKernelLoadAddress + kEntry64Offset, end};
 }
 
-absl::StatusOr<PlacedKernel> PlaceVmlinux(GuestMemory& memory, const KernelImage& kernel) {
+// "nokaslr" on the command line keeps the link address, as the kernel's decompressor does.
+bool AsksForNoKaslr(std::string_view cmdline) {
+  size_t at = 0;
+  while (at < cmdline.size()) {
+    const size_t end = std::min(cmdline.find(' ', at), cmdline.size());
+    if (cmdline.substr(at, end - at) == "nokaslr") return true;
+    at = end + 1;
+  }
+  return false;
+}
+
+// kernel_alignment as the kernel states it, or CONFIG_PHYSICAL_ALIGN's x86-64 minimum when the
+// header says nothing usable (a power of two is required for the slot arithmetic).
+uint64_t KaslrAlignment(const setup_header& hdr) {
+  const uint64_t alignment = hdr.kernel_alignment;
+  return alignment >= kHugePageSize && (alignment & (alignment - 1)) == 0 ? alignment
+                                                                          : kHugePageSize;
+}
+
+// physical_limit: where the next thing placed above the kernel (the initramfs) starts.
+absl::StatusOr<PlacedKernel> PlaceVmlinux(GuestMemory& memory, const KernelImage& kernel,
+                                          const LinuxBootInputs& in, uint64_t physical_limit) {
   // Everything below 1 MiB is the loader's: GDT, zero page, page tables, command line, ACPI.
   const GuestRange reserved[] = {{0, layout::kHighMemoryStart, "boot data below 1 MiB"}};
-  MINIVMM_RETURN_IF_ERROR(LoadElfKernel(memory, kernel.elf, kernel.bytes, reserved, kernel.name));
-  return PlacedKernel{kernel.elf.entry, kernel.elf.physical_end};
+  std::optional<KaslrPlacement> kaslr;
+  if (kernel.relocations && !AsksForNoKaslr(in.cmdline)) {
+    kaslr = ChooseKaslrPlacement(kernel.elf, KaslrAlignment(kernel.header), physical_limit,
+                                 in.random);
+  }
+  const uint64_t shift = kaslr ? kaslr->physical_base - kernel.elf.physical_start : 0;
+  MINIVMM_RETURN_IF_ERROR(
+      LoadElfKernel(memory, kernel.elf, kernel.bytes, reserved, kernel.name, shift));
+  if (kaslr) {
+    MINIVMM_RETURN_IF_ERROR(
+        ApplyKernelRelocations(memory, kernel.elf, *kernel.relocations, *kaslr, kernel.name));
+  }
+  return PlacedKernel{kernel.elf.entry + shift, kernel.elf.physical_end + shift, kaslr.has_value()};
 }
 
 }  // namespace
@@ -89,32 +124,45 @@ absl::StatusOr<LinuxEntry> LoadLinux(GuestMemory& memory, const LinuxBootInputs&
   const KernelImage& kernel = *in.kernel;
   const setup_header& hdr = kernel.header;
   MINIVMM_RETURN_IF_ERROR(CheckCmdline(hdr, in.cmdline));
-  MINIVMM_ASSIGN_OR_RETURN(PlacedKernel placed, kernel.format == KernelImage::Format::kBzImage
-                                                    ? PlaceBzImage(memory, kernel)
-                                                    : PlaceVmlinux(memory, kernel));
-
-  std::vector<uint8_t> cmdline(in.cmdline.begin(), in.cmdline.end());
-  cmdline.push_back(0);
-  MINIVMM_RETURN_IF_ERROR(memory.Write(layout::kCmdlineAddress, cmdline));
-
   ZeroPageInputs zp;
   zp.cmdline_address = layout::kCmdlineAddress;
   zp.cmdline_size = in.cmdline.size();
   zp.rsdp_address = in.rsdp_address;
+  PlacedKernel placed;
+  if (kernel.format == KernelImage::Format::kBzImage) {
+    MINIVMM_ASSIGN_OR_RETURN(placed, PlaceBzImage(memory, kernel));
+  } else {
+    // The initramfs goes first, at the top, so a randomized kernel can use all RAM below it.
+    uint64_t limit = LowRamEnd(memory);
+    if (!in.initramfs.empty()) {
+      MINIVMM_ASSIGN_OR_RETURN(
+          limit, PlaceInitramfs(memory, hdr, kernel.elf.physical_end, in.initramfs.size()));
+    }
+    MINIVMM_ASSIGN_OR_RETURN(placed, PlaceVmlinux(memory, kernel, in, limit));
+  }
   if (!in.initramfs.empty()) {
     MINIVMM_ASSIGN_OR_RETURN(zp.initrd_address,
                              PlaceInitramfs(memory, hdr, placed.end, in.initramfs.size()));
     zp.initrd_size = in.initramfs.size();
     MINIVMM_RETURN_IF_ERROR(memory.Write(zp.initrd_address, in.initramfs));
   }
+
+  std::vector<uint8_t> cmdline(in.cmdline.begin(), in.cmdline.end());
+  cmdline.push_back(0);
+  MINIVMM_RETURN_IF_ERROR(memory.Write(layout::kCmdlineAddress, cmdline));
   std::vector<GuestRegionSpec> ram;
   for (const auto& r : memory.regions()) ram.push_back({r.guest_address, r.size});
   const std::vector<boot_e820_entry> e820 = BuildE820Map(ram, in.reserved_ranges);
   zp.e820 = e820;
-  MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<boot_params> params, BuildZeroPage(hdr, zp));
+  setup_header zero_page_header = hdr;
+  // What the decompressor sets after randomizing: the kernel then also randomizes the bases
+  // of its direct map, vmalloc area and vmemmap (arch/x86/mm/kaslr.c).
+  if (placed.randomized) zero_page_header.loadflags |= KASLR_FLAG;
+  MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<boot_params> params,
+                           BuildZeroPage(zero_page_header, zp));
   MINIVMM_RETURN_IF_ERROR(memory.WriteObject(layout::kZeroPageAddress, *params));
   MINIVMM_RETURN_IF_ERROR(WriteLongModeTables(memory));
-  return LinuxEntry{placed.entry_point, layout::kZeroPageAddress};
+  return LinuxEntry{placed.entry_point, layout::kZeroPageAddress, placed.randomized};
 }
 
 }  // namespace minivmm

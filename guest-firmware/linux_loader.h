@@ -23,11 +23,14 @@ struct LinuxBootInputs {
   // Address ranges the e820 map marks reserved besides the legacy BIOS area, e.g. the PCI ECAM
   // area (see BuildE820Map).
   std::vector<GuestRegionSpec> reserved_ranges;
+  // Where a vmlinux with a relocation table gets its random placement (tests pass their own).
+  RandomBelow random = SystemRandomBelow;
 };
 
 struct LinuxEntry {
   uint64_t entry_point = 0;  // RIP: the bzImage's 64-bit entry, or the vmlinux's ELF entry
   uint64_t zero_page = 0;    // RSI
+  bool randomized = false;   // the loader placed the kernel at random (KASLR)
 };
 
 // Loads everything into memory (which must already hold the RAM layout in layout::RamRegions).

@@ -156,6 +156,9 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmCon
   MINIVMM_ASSIGN_OR_RETURN(LinuxEntry entry, LoadLinux(*vm->memory_, boot));
   Log(LogLevel::kDebug, "kernel, initramfs and boot data loaded into guest memory in %.3f s",
       absl::ToDoubleSeconds(absl::Now() - load_start));
+  if (entry.randomized) {
+    Log(LogLevel::kInfo, "kernel: placed and relocated at random addresses (KASLR)");
+  }
 
   MINIVMM_RETURN_IF_ERROR(vm->CreateDevices(
       config.console_device == ConsoleDevice::kSerial ? console : nullptr, vmm_start));

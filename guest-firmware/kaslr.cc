@@ -58,9 +58,10 @@ absl::StatusOr<KernelRelocations> ParseKernelRelocations(std::span<const uint8_t
   if (table.size() % sizeof(uint32_t) != 0) {
     return Malformed(absl::StrFormat("%d bytes, not a whole number of 32-bit words", table.size()));
   }
+  if (table.empty()) return Malformed("empty: it does not start with a zero word");
   std::vector<uint32_t> words(table.size() / sizeof(uint32_t));
   std::memcpy(words.data(), table.data(), table.size());  // host and kernel are little-endian
-  if (words.empty() || words[0] != 0) return Malformed("does not start with a zero word");
+  if (words[0] != 0) return Malformed("does not start with a zero word");
   KernelRelocations relocations;
   size_t at = 1;
   if (!TakeUntilZero(words, &at, &relocations.reloc64) ||

@@ -154,6 +154,37 @@ std::string Describe(const ElfSegment& segment, size_t index) {
                          segment.memory_size);
 }
 
+bool AllZero(std::span<const uint8_t> bytes) {
+  // Each byte equals the one before it, and the first is zero.
+  return bytes.empty() ||
+         (bytes[0] == 0 && std::memcmp(bytes.data(), bytes.data() + 1, bytes.size() - 1) == 0);
+}
+
+// Copies a segment's file bytes to `target` (guest memory at `address`). Copied, not mapped from
+// the cache file: guest RAM is backed by huge pages, and a file-backed kernel would be mapped in
+// 4 KiB pages, each one a nested page fault at boot and a TLB entry for as long as the guest
+// runs. Whole huge pages of zeros are dropped instead (GuestMemory::Zero), so the host never
+// faults them in: vmlinux's last segment carries its bss, brk and init scratch area as ~22 MiB
+// of zeros in the file, which the guest clears again itself (clear_bss) or never touches.
+// Only whole aligned huge pages: dropping part of one would split it into 4 KiB pages.
+absl::Status CopyFileBytes(GuestMemory& memory, uint64_t address,
+                           std::span<const uint8_t> file_bytes, std::span<uint8_t> target) {
+  uint64_t done = 0;
+  while (done < file_bytes.size()) {
+    const uint64_t at = address + done;
+    const uint64_t length =
+        std::min<uint64_t>(file_bytes.size() - done, kHugePageSize - at % kHugePageSize);
+    const std::span<const uint8_t> chunk = file_bytes.subspan(done, length);
+    if (length == kHugePageSize && AllZero(chunk)) {
+      MINIVMM_RETURN_IF_ERROR(memory.Zero(at, length));
+    } else {
+      std::ranges::copy(chunk, target.begin() + done);
+    }
+    done += length;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 bool LooksLikeElf(std::span<const uint8_t> bytes) {
@@ -243,11 +274,10 @@ absl::Status LoadElfKernel(GuestMemory& memory, const ElfKernel& kernel, const S
   }
   for (size_t i = 0; i < kernel.segments.size(); ++i) {
     const ElfSegment& segment = kernel.segments[i];
-    // Copied, not mapped from the cache file: guest RAM is backed by huge pages, and a
-    // file-backed kernel would be mapped in 4 KiB pages, each one a nested page fault at boot
-    // and a TLB entry for as long as the guest runs.
-    std::ranges::copy(bytes.span().subspan(segment.file_offset, segment.file_size),
-                      targets[i].begin());
+    MINIVMM_RETURN_IF_ERROR(CopyFileBytes(memory, segment.physical_address + physical_shift,
+                                          bytes.span().subspan(segment.file_offset,
+                                                               segment.file_size),
+                                          targets[i]));
     // The bss: p_memsz beyond p_filesz reads as zero (gABI "Program Header", p_memsz).
     MINIVMM_RETURN_IF_ERROR(memory.Zero(segment.physical_address + physical_shift + segment.file_size,
                                         segment.memory_size - segment.file_size));

@@ -2,10 +2,12 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "vmm/errno_status.h"
 
 namespace minivmm {
 namespace {
@@ -34,16 +36,38 @@ uint64_t LinkPhysicalAddress(uint32_t entry) {
   return virtual_address - kStartKernelMap;
 }
 
-// The segment whose file bytes hold [address, address + width), by link address.
-const ElfSegment* SegmentHolding(const ElfKernel& kernel, uint64_t address, uint64_t width) {
-  for (const ElfSegment& segment : kernel.segments) {
-    if (address >= segment.physical_address &&
-        address - segment.physical_address <= segment.file_size &&
-        width <= segment.file_size - (address - segment.physical_address)) {
-      return &segment;
+// A loaded segment's file bytes: where they were linked and where they now are in host memory.
+struct LoadedBytes {
+  uint64_t link_address;
+  std::span<uint8_t> host;
+};
+
+// Host pointers to the locations `entries` name, each `width` bytes inside one segment's
+// file bytes; an error naming the first that is not.
+absl::StatusOr<std::vector<uint8_t*>> Locate(std::span<const uint32_t> entries, uint64_t width,
+                                             std::span<const LoadedBytes> loaded,
+                                             const std::string& name) {
+  std::vector<uint8_t*> locations;
+  locations.reserve(entries.size());
+  size_t hint = 0;  // the tool sorts each list, so consecutive entries share a segment
+  for (uint32_t entry : entries) {
+    const uint64_t address = LinkPhysicalAddress(entry);
+    auto holds = [&](const LoadedBytes& bytes) {
+      return address >= bytes.link_address && address - bytes.link_address <= bytes.host.size() &&
+             width <= bytes.host.size() - (address - bytes.link_address);
+    };
+    if (hint >= loaded.size() || !holds(loaded[hint])) {
+      const auto found = std::find_if(loaded.begin(), loaded.end(), holds);
+      if (found == loaded.end()) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "kernel %s: relocation at %#x (virtual %#x) is outside the kernel's loaded segments",
+            name, address, address + kStartKernelMap));
+      }
+      hint = found - loaded.begin();
     }
+    locations.push_back(loaded[hint].host.data() + (address - loaded[hint].link_address));
   }
-  return nullptr;
+  return locations;
 }
 
 // Number of aligned bases b with first <= b and b + span <= limit (first aligned).
@@ -97,41 +121,35 @@ absl::Status ApplyKernelRelocations(GuestMemory& memory, const ElfKernel& kernel
                                     const KaslrPlacement& placement, const std::string& name) {
   const uint64_t physical_delta = placement.physical_base - kernel.physical_start;
   const uint64_t delta = placement.virtual_delta;
-  // Validates the location and returns its host view in the loaded kernel.
-  auto location = [&](uint32_t entry, uint64_t width) -> absl::StatusOr<uint8_t*> {
-    const uint64_t link_address = LinkPhysicalAddress(entry);
-    if (SegmentHolding(kernel, link_address, width) == nullptr) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "kernel %s: relocation at %#x (virtual %#x) is outside the kernel's loaded segments",
-          name, link_address, link_address + kStartKernelMap));
-    }
-    absl::StatusOr<std::span<uint8_t>> bytes = memory.Slice(link_address + physical_delta, width);
-    if (!bytes.ok()) return bytes.status();
-    return bytes->data();
-  };
-  // Check everything first: a malformed table must not leave a half-patched kernel behind.
-  for (const auto* list : {&relocations.reloc64, &relocations.inverse32, &relocations.reloc32}) {
-    const uint64_t width = list == &relocations.reloc64 ? 8 : 4;
-    for (uint32_t entry : *list) {
-      if (absl::StatusOr<uint8_t*> at = location(entry, width); !at.ok()) return at.status();
-    }
+  std::vector<LoadedBytes> loaded;
+  for (const ElfSegment& segment : kernel.segments) {
+    if (segment.file_size == 0) continue;  // all bss: nothing a relocation can name
+    MINIVMM_ASSIGN_OR_RETURN(std::span<uint8_t> host,
+                             memory.Slice(segment.physical_address + physical_delta,
+                                          segment.file_size));
+    loaded.push_back({segment.physical_address, host});
   }
-  for (uint32_t entry : relocations.reloc64) {
-    uint8_t* at = *location(entry, 8);
+  // Every location is found (and checked) before any is written: a malformed table must not
+  // leave a half-patched kernel behind.
+  MINIVMM_ASSIGN_OR_RETURN(std::vector<uint8_t*> at64,
+                           Locate(relocations.reloc64, 8, loaded, name));
+  MINIVMM_ASSIGN_OR_RETURN(std::vector<uint8_t*> inverse32,
+                           Locate(relocations.inverse32, 4, loaded, name));
+  MINIVMM_ASSIGN_OR_RETURN(std::vector<uint8_t*> at32,
+                           Locate(relocations.reloc32, 4, loaded, name));
+  for (uint8_t* at : at64) {
     uint64_t value;
     std::memcpy(&value, at, 8);
     value += delta;
     std::memcpy(at, &value, 8);
   }
-  for (uint32_t entry : relocations.inverse32) {
-    uint8_t* at = *location(entry, 4);
+  for (uint8_t* at : inverse32) {
     uint32_t value;
     std::memcpy(&value, at, 4);
     value -= static_cast<uint32_t>(delta);
     std::memcpy(at, &value, 4);
   }
-  for (uint32_t entry : relocations.reloc32) {
-    uint8_t* at = *location(entry, 4);
+  for (uint8_t* at : at32) {
     uint32_t value;
     std::memcpy(&value, at, 4);
     value += static_cast<uint32_t>(delta);

@@ -1,6 +1,7 @@
 #include "guest-firmware/elf_kernel.h"
 
 #include <elf.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -294,6 +295,56 @@ TEST_F(LoadElfKernelTest, CopiesSegmentsAndZeroFillsBss) {
   EXPECT_THAT(ReadBack(memory, 0x1200000, 0x100), Each(0xda));
   EXPECT_THAT(ReadBack(memory, 0x1200100, 0x1f00), Each(0));
   EXPECT_THAT(ReadBack(memory, 0x1202000, 0x10), Each(0));  // nothing past memsz
+}
+
+// Which host pages of [gpa, gpa + length) are resident (mincore), one flag per 4 KiB page.
+std::vector<bool> Resident(GuestMemory& memory, uint64_t gpa, uint64_t length) {
+  const std::span<uint8_t> host = *memory.Slice(gpa, length);
+  std::vector<unsigned char> flags(length / 4096);
+  EXPECT_EQ(::mincore(host.data(), length, flags.data()), 0);
+  std::vector<bool> resident;
+  for (unsigned char flag : flags) resident.push_back(flag & 1);
+  return resident;
+}
+
+// How many of `bytes` equal `value` (gmock's Each is slow over megabytes).
+uint64_t CountOf(const Bytes& bytes, uint8_t value) {
+  return std::count(bytes.begin(), bytes.end(), value);
+}
+
+// A segment of 0x90, then a whole 2 MiB of zeros, then zeros that end mid huge page.
+Bytes TextThenZeros() {
+  Bytes data(2 * kHugePageSize + 0x3000, 0);
+  std::fill(data.begin(), data.begin() + kHugePageSize, 0x90);
+  ElfBuilder builder;
+  builder.segments = {{PT_LOAD, 0x1000000, data, 0, {}, {}}};
+  return builder.Build();
+}
+
+TEST_F(LoadElfKernelTest, DropsWholeHugePagesOfZerosInsteadOfTouchingThem) {
+  const Bytes file = TextThenZeros();
+  const absl::StatusOr<ElfKernel> kernel = ParseElfKernel(file, kName);
+  ASSERT_TRUE(kernel.ok()) << kernel.status();
+  GuestMemory memory = Ram(32 * kMiB);
+  ASSERT_TRUE(LoadElfKernel(memory, *kernel, file, {}, kName).ok());
+  // Checked before reading back: a read maps the shared zero page, which counts as resident.
+  EXPECT_THAT(Resident(memory, 0x1000000, kHugePageSize), Each(true));
+  EXPECT_THAT(Resident(memory, 0x1200000, kHugePageSize), Each(false));
+  EXPECT_EQ(CountOf(ReadBack(memory, 0x1000000, kHugePageSize), 0x90), kHugePageSize);
+  EXPECT_EQ(CountOf(ReadBack(memory, 0x1200000, kHugePageSize + 0x3000), 0),
+            kHugePageSize + 0x3000);
+}
+
+TEST_F(LoadElfKernelTest, ZerosFromTheFileReplaceStaleBytes) {
+  const Bytes file = TextThenZeros();
+  const absl::StatusOr<ElfKernel> kernel = ParseElfKernel(file, kName);
+  ASSERT_TRUE(kernel.ok()) << kernel.status();
+  GuestMemory memory = Ram(32 * kMiB);
+  ASSERT_TRUE(memory.Write(0x1200000, Bytes(kHugePageSize + 0x4000, 0xaa)).ok());
+  ASSERT_TRUE(LoadElfKernel(memory, *kernel, file, {}, kName).ok());
+  EXPECT_EQ(CountOf(ReadBack(memory, 0x1200000, kHugePageSize + 0x3000), 0),
+            kHugePageSize + 0x3000);
+  EXPECT_THAT(ReadBack(memory, 0x1403000, 0x1000), Each(0xaa));  // past the segment: untouched
 }
 
 TEST_F(LoadElfKernelTest, RejectsSegmentOutsideRamAndWritesNothing) {

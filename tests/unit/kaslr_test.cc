@@ -180,6 +180,52 @@ TEST(ApplyKernelRelocationsTest, ALocationOutsideTheSegmentsPatchesNothing) {
   EXPECT_EQ(ReadAt<uint64_t>(memory, kLinkBase + k.kAt64), k.kValue64);  // untouched
 }
 
+// Two segments with a gap between them, as vmlinux's text and data; the lists name them in
+// alternation, so finding each location cannot rely on the previous one's segment.
+ElfKernel TwoSegmentKernel() {
+  ElfKernel kernel;
+  kernel.physical_start = kLinkBase;
+  kernel.physical_end = kLinkBase + 2 * kMiB + 0x1000;
+  ElfSegment text;
+  text.physical_address = kLinkBase;
+  text.file_size = text.memory_size = 0x1000;
+  ElfSegment data = text;
+  data.physical_address = kLinkBase + 2 * kMiB;
+  kernel.segments = {text, data};
+  return kernel;
+}
+
+TEST(ApplyKernelRelocationsTest, PatchesLocationsInEverySegmentInAnyOrder) {
+  const ElfKernel kernel = TwoSegmentKernel();
+  const KaslrPlacement placement{kLinkBase + 4 * kMiB, 6 * kMiB};
+  const uint64_t shift = placement.physical_base - kLinkBase;
+  const std::vector<uint64_t> offsets = {0x10, 2 * kMiB + 0x20, 0x30, 2 * kMiB + 0xff8};
+  GuestMemory memory = Memory(64 * kMiB);
+  KernelRelocations relocations;
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    ASSERT_TRUE(memory.WriteObject(kLinkBase + shift + offsets[i], uint64_t{1000 + i}).ok());
+    relocations.reloc64.push_back(Entry(kLinkBase + offsets[i]));
+  }
+  ASSERT_TRUE(ApplyKernelRelocations(memory, kernel, relocations, placement, "k").ok());
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    EXPECT_EQ(ReadAt<uint64_t>(memory, kLinkBase + shift + offsets[i]), 1000 + i + 6 * kMiB)
+        << "location " << i;
+  }
+}
+
+TEST(ApplyKernelRelocationsTest, ALocationInTheGapBetweenSegmentsPatchesNothing) {
+  const ElfKernel kernel = TwoSegmentKernel();
+  GuestMemory memory = Memory(64 * kMiB);
+  ASSERT_TRUE(memory.WriteObject(kLinkBase + 0x10, uint64_t{7}).ok());
+  KernelRelocations relocations;
+  relocations.reloc64 = {Entry(kLinkBase + 0x10)};
+  relocations.inverse32 = {Entry(kLinkBase + kMiB)};  // between text and data
+  const absl::Status status =
+      ApplyKernelRelocations(memory, kernel, relocations, {kLinkBase, 2 * kMiB}, "k");
+  EXPECT_THAT(status.message(), HasSubstr("outside the kernel's loaded segments"));
+  EXPECT_EQ(ReadAt<uint64_t>(memory, kLinkBase + 0x10), 7u);
+}
+
 // ---- Through the loader: a cached bzImage payload carries its table; a vmlinux does not.
 
 setup_header RelocatableHeader() {

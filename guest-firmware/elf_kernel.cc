@@ -199,12 +199,12 @@ absl::StatusOr<ElfKernel> ParseElfKernel(std::span<const uint8_t> bytes, const s
   ElfKernel kernel;
   kernel.entry = header.e_entry;
   kernel.physical_start = kMaxAddress;
-  kernel.image_end = std::max<uint64_t>(sizeof(Elf64_Ehdr),
-                                        header.e_phoff + header.e_phnum * sizeof(Elf64_Phdr));
+  kernel.image_end =
+      std::max<uint64_t>(sizeof(Elf64_Ehdr), header.e_phoff + header.e_phnum * sizeof(Elf64_Phdr));
   if (header.e_shoff != 0) {  // section headers are optional; where present they end the image
-    kernel.image_end = std::max(kernel.image_end,
-                                SaturatingEnd(header.e_shoff, uint64_t{header.e_shnum} *
-                                                                  header.e_shentsize));
+    kernel.image_end =
+        std::max(kernel.image_end,
+                 SaturatingEnd(header.e_shoff, uint64_t{header.e_shnum} * header.e_shentsize));
   }
   for (size_t i = 0; i < header.e_phnum; ++i) {
     const auto phdr = CopyOut<Elf64_Phdr>(bytes, header.e_phoff + i * sizeof(Elf64_Phdr));
@@ -234,7 +234,6 @@ absl::StatusOr<ElfKernel> ParseElfKernel(std::span<const uint8_t> bytes, const s
   }
   return kernel;
 }
-
 
 absl::Status LoadElfKernel(GuestMemory& memory, const ElfKernel& kernel, const SharedBytes& bytes,
                            std::span<const GuestRange> reserved, const std::string& name,
@@ -274,13 +273,13 @@ absl::Status LoadElfKernel(GuestMemory& memory, const ElfKernel& kernel, const S
   }
   for (size_t i = 0; i < kernel.segments.size(); ++i) {
     const ElfSegment& segment = kernel.segments[i];
-    MINIVMM_RETURN_IF_ERROR(CopyFileBytes(memory, segment.physical_address + physical_shift,
-                                          bytes.span().subspan(segment.file_offset,
-                                                               segment.file_size),
-                                          targets[i]));
+    MINIVMM_RETURN_IF_ERROR(
+        CopyFileBytes(memory, segment.physical_address + physical_shift,
+                      bytes.span().subspan(segment.file_offset, segment.file_size), targets[i]));
     // The bss: p_memsz beyond p_filesz reads as zero (gABI "Program Header", p_memsz).
-    MINIVMM_RETURN_IF_ERROR(memory.Zero(segment.physical_address + physical_shift + segment.file_size,
-                                        segment.memory_size - segment.file_size));
+    MINIVMM_RETURN_IF_ERROR(
+        memory.Zero(segment.physical_address + physical_shift + segment.file_size,
+                    segment.memory_size - segment.file_size));
   }
   return absl::OkStatus();
 }

@@ -124,9 +124,9 @@ absl::Status ApplyKernelRelocations(GuestMemory& memory, const ElfKernel& kernel
   std::vector<LoadedBytes> loaded;
   for (const ElfSegment& segment : kernel.segments) {
     if (segment.file_size == 0) continue;  // all bss: nothing a relocation can name
-    MINIVMM_ASSIGN_OR_RETURN(std::span<uint8_t> host,
-                             memory.Slice(segment.physical_address + physical_delta,
-                                          segment.file_size));
+    MINIVMM_ASSIGN_OR_RETURN(
+        std::span<uint8_t> host,
+        memory.Slice(segment.physical_address + physical_delta, segment.file_size));
     loaded.push_back({segment.physical_address, host});
   }
   // Every location is found (and checked) before any is written: a malformed table must not

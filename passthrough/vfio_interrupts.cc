@@ -1,6 +1,7 @@
 #include "passthrough/vfio_interrupts.h"
 
 #include <linux/vfio.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -195,6 +196,12 @@ absl::Status VfioInterrupts::MaskMsixVector(uint16_t index, bool masked) {
   // A vector not allocated yet has never been routed, so nothing can arrive on it.
   if (index >= msix_vectors_.size() || msix_vectors_[index] == nullptr) return absl::OkStatus();
   return msix_vectors_[index]->SetMasked(masked);
+}
+
+bool VfioInterrupts::MsixVectorHoldsInterrupt(uint16_t index) const {
+  if (index >= msix_vectors_.size() || msix_vectors_[index] == nullptr) return false;
+  pollfd readable{.fd = msix_vectors_[index]->event_fd(), .events = POLLIN, .revents = 0};
+  return ::poll(&readable, 1, 0) == 1 && (readable.revents & POLLIN) != 0;
 }
 
 void VfioInterrupts::TriggerMsixVector(uint16_t index) {

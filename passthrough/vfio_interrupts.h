@@ -78,6 +78,9 @@ class VfioInterrupts {
   // Signals entry `index`'s eventfd, if it has one (the emulated table delivering a pending
   // vector; the device signals it directly otherwise).
   void TriggerMsixVector(uint16_t index);
+  // Whether entry `index`'s eventfd holds an interrupt the device raised: it does while the
+  // entry is masked (its irqfd unbound, so nothing consumes the count).
+  bool MsixVectorHoldsInterrupt(uint16_t index) const;
 
   Mode mode() const { return mode_; }
 

@@ -202,6 +202,10 @@ class VfioPciFunction::MsixVector : public MsiInterrupt {
       Log(LogLevel::kWarning, "%s: %s", function_->name_, status.ToString());
     }
   }
+  bool HoldsInterrupt() const override {
+    function_->mutex_.AssertHeld();
+    return function_->interrupts_->MsixVectorHoldsInterrupt(index_);
+  }
 
  private:
   VfioPciFunction* const function_;
@@ -474,8 +478,10 @@ void VfioPciFunction::ReadBar(const Bar& bar, uint64_t offset, std::span<uint8_t
     msix_table_->ReadTable(offset - bar.msix_table->begin, data);
     return;
   }
-  // Pending bits are the emulated table's: the device's own PBA reflects the host's masking.
+  // Pending bits are the emulated table's and the held interrupts of masked vectors (their
+  // eventfds): the device's own PBA reflects the host's masking, not the guest's.
   if (bar.msix_pba && offset >= bar.msix_pba->begin && offset < bar.msix_pba->end) {
+    absl::MutexLock lock(&mutex_);  // the vectors' HoldsInterrupt reads interrupts_
     msix_table_->ReadPba(offset - bar.msix_pba->begin, data);
     return;
   }

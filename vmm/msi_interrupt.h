@@ -32,6 +32,10 @@ class MsiInterrupt {
   // interrupts as pending); a passed-through device signals its vector without us, so such a
   // vector must stop delivering while masked and deliver what arrived once unmasked.
   virtual void SetMasked(bool /*masked*/) {}
+  // While masked: whether the vector holds an interrupt its device raised, to be delivered on
+  // unmask. The MSI-X PBA shows it (§6.8.2.10). Vectors the VMM triggers keep nothing (the
+  // table latches their pending bits itself).
+  virtual bool HoldsInterrupt() const { return false; }
 };
 
 // Hands out MSI vectors (GSIs) for a VM.

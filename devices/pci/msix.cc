@@ -147,8 +147,15 @@ void MsixTable::ReadPba(uint64_t offset, std::span<uint8_t> data) {
   }
   absl::MutexLock lock(&mutex_);
   for (size_t i = 0; i < data.size(); i += 4) {
-    size_t dword = (offset + i) / 4;
-    PutU32(data, i, static_cast<uint32_t>(pba_[dword / 2] >> (32 * (dword % 2))));
+    const size_t dword = (offset + i) / 4;
+    uint32_t bits = static_cast<uint32_t>(pba_[dword / 2] >> (32 * (dword % 2)));
+    // A passed-through device's masked vector holds what it raised in the vector itself.
+    for (size_t bit = 0; bit < 32; ++bit) {
+      const size_t index = dword * 32 + bit;
+      if (index < vectors_.size() && effective_masked_[index] && vectors_[index]->HoldsInterrupt())
+        bits |= 1u << bit;
+    }
+    PutU32(data, i, bits);
   }
 }
 

@@ -53,6 +53,15 @@ class FakeMsiInterrupt : public MsiInterrupt {
     absl::MutexLock lock(&mutex_);
     return triggers_;
   }
+  // What HoldsInterrupt reports: a passed-through device's vector holding an interrupt.
+  void set_holds_interrupt(bool holds) {
+    absl::MutexLock lock(&mutex_);
+    holds_interrupt_ = holds;
+  }
+  bool HoldsInterrupt() const override {
+    absl::MutexLock lock(&mutex_);
+    return holds_interrupt_;
+  }
   // Makes SetMessage fail with `error` (OkStatus restores success).
   void set_set_message_error(absl::Status error) {
     absl::MutexLock lock(&mutex_);
@@ -63,6 +72,7 @@ class FakeMsiInterrupt : public MsiInterrupt {
   mutable absl::Mutex mutex_;
   std::vector<MsiMessage> messages_ ABSL_GUARDED_BY(mutex_);
   int triggers_ ABSL_GUARDED_BY(mutex_) = 0;
+  bool holds_interrupt_ ABSL_GUARDED_BY(mutex_) = false;
   absl::Status set_message_error_ ABSL_GUARDED_BY(mutex_);
   std::vector<bool> masks_ ABSL_GUARDED_BY(mutex_);
 };

@@ -56,8 +56,7 @@ TEST(ParseKernelRelocationsTest, AcceptsEmptyLists) {
 
 TEST(ParseKernelRelocationsTest, RejectsMalformedTables) {
   EXPECT_THAT(ParseKernelRelocations({}).status().message(), HasSubstr("zero word"));
-  EXPECT_THAT(ParseKernelRelocations(Words({5, 0, 0})).status().message(),
-              HasSubstr("zero word"));
+  EXPECT_THAT(ParseKernelRelocations(Words({5, 0, 0})).status().message(), HasSubstr("zero word"));
   EXPECT_THAT(ParseKernelRelocations(Words({0, 1, 0, 2})).status().message(),
               HasSubstr("fewer than three"));
   EXPECT_THAT(ParseKernelRelocations(Words({0, 0, 0, 1, 0, 2})).status().message(),
@@ -254,8 +253,8 @@ TEST(LinuxLoaderKaslrTest, ACachedPayloadBootsRandomizedWithKaslrFlagSet) {
   ASSERT_TRUE(image->relocations.has_value());
   GuestMemory memory = Memory(64 * kMiB);
   const std::vector<uint8_t> initramfs(3 * kMiB, 0xab);
-  absl::StatusOr<LinuxEntry> entry =
-      Boot(memory, *image, "console=ttyS0", [](uint64_t bound) { return bound - 1; }, initramfs);
+  absl::StatusOr<LinuxEntry> entry = Boot(
+      memory, *image, "console=ttyS0", [](uint64_t bound) { return bound - 1; }, initramfs);
   ASSERT_TRUE(entry.ok()) << entry.status();
   EXPECT_TRUE(entry->randomized);
   // The highest slot that leaves room for the initramfs at the top of 64 MiB.
@@ -276,8 +275,8 @@ TEST(LinuxLoaderKaslrTest, NokaslrKeepsTheLinkAddress) {
   absl::StatusOr<KernelImage> image = KernelImageFromVmlinux(k.Payload(), "payload", &hdr);
   ASSERT_TRUE(image.ok());
   GuestMemory memory = Memory(64 * kMiB);
-  absl::StatusOr<LinuxEntry> entry = Boot(memory, *image, "console=ttyS0 nokaslr quiet",
-                                          [](uint64_t bound) { return bound - 1; });
+  absl::StatusOr<LinuxEntry> entry =
+      Boot(memory, *image, "console=ttyS0 nokaslr quiet", [](uint64_t bound) { return bound - 1; });
   ASSERT_TRUE(entry.ok()) << entry.status();
   EXPECT_FALSE(entry->randomized);
   EXPECT_EQ(entry->entry_point, kLinkBase);

@@ -358,6 +358,22 @@ TEST_F(MsixTableTest, ConcurrentNotifyAndTableWritesAreSafe) {
   EXPECT_LE(delivered, kRounds);
 }
 
+// A passed-through device's vector holds what the device raised while masked; the PBA shows it
+// for as long as the entry stays masked, next to the table's own pending bits.
+TEST_F(MsixTableTest, PbaShowsInterruptsAMaskedVectorHolds) {
+  table_->SetControl(/*enabled=*/true, /*function_masked=*/false);
+  Program(1, kMessageA);
+  Program(3, kMessageB);
+  SetMasked(3, false);
+  vector(1).set_holds_interrupt(true);
+  vector(3).set_holds_interrupt(true);  // unmasked: its irqfd delivers, nothing is held
+  table_->Notify(2);                    // masked: latched by the table
+  EXPECT_EQ(ReadPba64(0), 0b0110u);
+  EXPECT_EQ(ReadPba32(0), 0b0110u);
+  vector(1).set_holds_interrupt(false);
+  EXPECT_EQ(ReadPba64(0), 0b0100u);
+}
+
 }  // namespace
 }  // namespace minivmm
 

@@ -12,7 +12,7 @@ my @contenders = map { chomp; my ($n, $p, $c) = split /\t/; { name => $n, prepar
 close $cf;
 
 my $timeout_s = 300;
-my (%times, %exits, %failures);
+my (%times, %exits, %failures, %by_round);
 for my $round (1 .. $rounds) {
   for my $c (@contenders) {
     system('sh', '-c', $c->{prepare}) == 0 or die "prepare failed for $c->{name}";
@@ -33,6 +33,7 @@ for my $round (1 .. $rounds) {
     my $rc = $? >> 8;
     if (defined $init_at && $rc == 0) {
       push @{ $times{ $c->{name} } }, $init_at;
+      $by_round{$round}{ $c->{name} } = $init_at;
     } else {
       $failures{ $c->{name} }++;
       printf STDERR "boot_bench: %s round %d failed (exit %d, init %s)\n", $c->{name}, $round, $rc,
@@ -73,4 +74,15 @@ if (defined $warm && defined $qemu) {
 }
 if (defined $warm && defined $guest) {
   printf "warm / minivmm guest = %.2f (target <= 0.60)\n", $warm / $guest;
+}
+
+# The contenders of one round run back to back, so a ratio taken within each round cancels the
+# machine's slower drifts in speed; the median of those is the steadier estimate.
+for my $pair (['minivmm warm', 'qemu microvm'], ['minivmm warm', 'minivmm guest']) {
+  my @ratios = map { $by_round{$_}{ $pair->[0] } / $by_round{$_}{ $pair->[1] } }
+      grep { defined $by_round{$_}{ $pair->[0] } && defined $by_round{$_}{ $pair->[1] } }
+      sort { $a <=> $b } keys %by_round;
+  next unless @ratios;
+  printf "%s / %s, per round: median %.2f (%s)\n", @$pair, median(@ratios),
+      join(' ', map { sprintf '%.2f', $_ } @ratios);
 }

@@ -31,7 +31,8 @@ absl::StatusOr<uint8_t*> MapRegion(const GuestRegionSpec& spec) {
   const uintptr_t start = base + (wanted - base % kHugePageSize + kHugePageSize) % kHugePageSize;
   // Give back the slack on both sides; munmap of whole pages inside our own mapping cannot fail.
   if (start > base) ::munmap(raw, start - base);
-  if (base + slack > start) ::munmap(reinterpret_cast<void*>(start + spec.size), base + slack - start);
+  if (base + slack > start)
+    ::munmap(reinterpret_cast<void*>(start + spec.size), base + slack - start);
   // Transparent huge pages for guest RAM even where the host's policy is "madvise" (the
   // default of many distributions). Best effort: without THP the guest just uses 4 KiB pages.
   ::madvise(reinterpret_cast<void*>(start), spec.size, MADV_HUGEPAGE);
@@ -65,12 +66,14 @@ absl::StatusOr<GuestMemory> GuestMemory::Create(std::span<const GuestRegionSpec>
 }
 
 GuestMemory::GuestMemory(GuestMemory&& other) noexcept
-    : regions_(std::exchange(other.regions_, {})) {}
+    : regions_(std::exchange(other.regions_, {})),
+      pinned_for_dma_(std::exchange(other.pinned_for_dma_, false)) {}
 
 GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
   if (this != &other) {
     Unmap();
     regions_ = std::exchange(other.regions_, {});
+    pinned_for_dma_ = std::exchange(other.pinned_for_dma_, false);
   }
   return *this;
 }
@@ -127,7 +130,7 @@ absl::Status GuestMemory::Zero(uint64_t gpa, uint64_t length) {
   const uint64_t first_page = (gpa + kPageSize - 1) & ~(kPageSize - 1);
   const uint64_t end = gpa + length;
   const uint64_t last_page = end & ~(kPageSize - 1);
-  if (first_page >= last_page) {
+  if (first_page >= last_page || pinned_for_dma_) {
     std::fill(range.begin(), range.end(), 0);
     return absl::OkStatus();
   }

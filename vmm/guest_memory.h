@@ -46,8 +46,14 @@ class GuestMemory {
 
   // Makes [gpa, gpa + length) read as zero. Whole pages are dropped (MADV_DONTNEED) rather
   // than written, so zeroing memory the guest never touched costs no page faults: a kernel's
-  // 25 MiB bss is free. The range must lie inside one region.
+  // 25 MiB bss is free. Once pinned for DMA they are written instead. The range must lie inside
+  // one region.
   absl::Status Zero(uint64_t gpa, uint64_t length);
+
+  // Says that every page is now pinned and mapped for device DMA (VFIO). Dropping a pinned page
+  // would give the guest a fresh page while the device kept writing the old one, so from now
+  // on Zero writes zeros in place.
+  void MarkPinnedForDma() { pinned_for_dma_ = true; }
 
   // Host view of [gpa, gpa + length), which must lie inside one region.
   absl::StatusOr<std::span<uint8_t>> Slice(uint64_t gpa, uint64_t length);
@@ -68,6 +74,7 @@ class GuestMemory {
   void Unmap();
 
   std::vector<Region> regions_;
+  bool pinned_for_dma_ = false;
 };
 
 }  // namespace minivmm

@@ -319,6 +319,7 @@ absl::Status Vm::ReserveMemoryForDma(VfioContainer* container) {
     }
   }
   dma_container_ = container;
+  memory_->MarkPinnedForDma();
   Log(LogLevel::kInfo,
       "passthrough: memory reservation: all %d MiB of guest memory prefaulted and pinned for "
       "DMA in %.2f s",

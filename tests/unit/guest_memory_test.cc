@@ -344,8 +344,8 @@ std::string VmFlagsOfMappingAt(const void* address) {
 // Host and guest addresses agree modulo 2 MiB, so the host's huge pages line up with the
 // guest's and KVM can map guest RAM in 2 MiB pages.
 TEST(GuestMemoryHugePageTest, HostAddressesMatchGuestAddressesModuloTwoMiB) {
-  const GuestRegionSpec specs[] = {{0, 6 * kMiB}, {4 * kGiB + 2 * kMiB, 4 * kMiB},
-                                   {8 * kGiB + 64 * kPage, 2 * kMiB}};
+  const GuestRegionSpec specs[] = {
+      {0, 6 * kMiB}, {4 * kGiB + 2 * kMiB, 4 * kMiB}, {8 * kGiB + 64 * kPage, 2 * kMiB}};
   for (int attempt = 0; attempt < 8; ++attempt) {  // mmap addresses vary between calls
     absl::StatusOr<GuestMemory> memory = GuestMemory::Create(specs);
     ASSERT_TRUE(memory.ok()) << memory.status();
@@ -378,6 +378,38 @@ TEST(GuestMemoryHugePageTest, KeepsNoSlackMapped) {
   // msync on an unmapped page fails with ENOMEM: the pages on both sides must be gone.
   EXPECT_NE(::msync(const_cast<uint8_t*>(host) - kPage, kPage, MS_ASYNC), 0);
   EXPECT_NE(::msync(const_cast<uint8_t*>(host) + spec.size, kPage, MS_ASYNC), 0);
+}
+
+// Which of the region's first `pages` host pages are resident (mincore).
+std::vector<bool> ResidentPages(const GuestMemory& memory, size_t pages) {
+  std::vector<unsigned char> flags(pages);
+  EXPECT_EQ(::mincore(memory.regions()[0].host, pages * kPage, flags.data()), 0);
+  return std::vector<bool>(flags.begin(), flags.end());
+}
+
+TEST(GuestMemoryZeroTest, DropsWholePagesInsteadOfWritingThem) {
+  const GuestRegionSpec spec{0, 4 * kPage};
+  absl::StatusOr<GuestMemory> memory = GuestMemory::Create(std::span(&spec, 1));
+  ASSERT_TRUE(memory.ok());
+  ASSERT_TRUE(memory->Write(0, std::vector<uint8_t>(spec.size, 0xff)).ok());
+  ASSERT_TRUE(memory->Zero(kPage, 2 * kPage).ok());
+  EXPECT_THAT(ResidentPages(*memory, 4), ElementsAre(true, false, false, true));
+}
+
+// A device may DMA into pinned pages: dropping one would leave the guest a fresh page while
+// the device kept the old one, so zeroing must write in place.
+TEST(GuestMemoryZeroTest, WritesInPlaceOncePinnedForDma) {
+  const GuestRegionSpec spec{0, 4 * kPage};
+  absl::StatusOr<GuestMemory> created = GuestMemory::Create(std::span(&spec, 1));
+  ASSERT_TRUE(created.ok());
+  created->MarkPinnedForDma();
+  GuestMemory memory = *std::move(created);  // the mark moves with the memory
+  ASSERT_TRUE(memory.Write(0, std::vector<uint8_t>(spec.size, 0xff)).ok());
+  ASSERT_TRUE(memory.Zero(kPage, 2 * kPage).ok());
+  EXPECT_THAT(ResidentPages(memory, 4), Each(true));
+  std::vector<uint8_t> zeroed(2 * kPage, 0xaa);
+  ASSERT_TRUE(memory.Read(kPage, zeroed).ok());
+  EXPECT_THAT(zeroed, Each(0));
 }
 
 TEST(GuestMemoryZeroTest, RejectsARangeOutsideGuestRam) {

@@ -152,8 +152,8 @@ void MsixTable::ReadPba(uint64_t offset, std::span<uint8_t> data) {
     // A passed-through device's masked vector holds what it raised in the vector itself.
     for (size_t bit = 0; bit < 32; ++bit) {
       const size_t index = dword * 32 + bit;
-      if (index < vectors_.size() && effective_masked_[index] && vectors_[index]->HoldsInterrupt())
-        bits |= 1u << bit;
+      if (index >= vectors_.size() || !vectors_[index] || !effective_masked_[index]) continue;
+      if (vectors_[index]->HoldsInterrupt()) bits |= 1u << bit;
     }
     PutU32(data, i, bits);
   }

@@ -104,9 +104,14 @@ class VfioPciFunctionTest : public ::testing::Test {
            uint32_t{data[offset + 2]} << 16 | uint32_t{data[offset + 3]} << 24;
   }
 
+  // Guest-physical address of MSI-X table entry `index` (§6.8.2.6), in BAR3.
+  static uint64_t MsixEntryAddress(uint16_t index) {
+    return kBar3Address + E::kMsixTableOffset + 16 * index;
+  }
+
   // Programs and unmasks MSI-X table entry `index` through the trapped table (§6.8.2.6).
   void ProgramMsixEntry(uint16_t index, const MsiMessage& message) {
-    const uint64_t entry = kBar3Address + E::kMsixTableOffset + 16 * index;
+    const uint64_t entry = MsixEntryAddress(index);
     ASSERT_TRUE(
         BusWrite(mmio_, entry + PCI_MSIX_ENTRY_LOWER_ADDR, static_cast<uint32_t>(message.address)));
     ASSERT_TRUE(BusWrite(mmio_, entry + PCI_MSIX_ENTRY_UPPER_ADDR,
@@ -116,6 +121,16 @@ class VfioPciFunctionTest : public ::testing::Test {
   }
 
   void SetMsixControl(uint16_t control) { WriteConfig(E::kMsix + PCI_MSIX_FLAGS, control, 2); }
+
+  // Creates the function, enables memory decode and MSI-X, and programs entry `index`: the
+  // sink then holds exactly one vector, the entry's.
+  void CreateWithOneMsixEntry(uint16_t index) {
+    Create();
+    WriteConfig(PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
+    SetMsixControl(PCI_MSIX_FLAGS_ENABLE);
+    ProgramMsixEntry(index, kMessage0);
+    ASSERT_EQ(sink_.vectors().size(), 1u);
+  }
 
   std::vector<int> VectorFds() const {
     std::vector<int> fds;

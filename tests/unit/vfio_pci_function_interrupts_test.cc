@@ -109,13 +109,9 @@ TEST_F(VfioPciFunctionTest, MsixTableWriteUpdatesTheRoute) {
 // The device signals its vectors itself, so masking must reach the vector (which holds
 // interrupts while masked and delivers them on unmask), entry by entry and for the function.
 TEST_F(VfioPciFunctionTest, MsixMaskingReachesTheVector) {
-  Create();
-  WriteConfig(PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
-  SetMsixControl(PCI_MSIX_FLAGS_ENABLE);
-  ProgramMsixEntry(1, kMessage0);
-  ASSERT_EQ(sink_.vectors().size(), 1u);
+  ASSERT_NO_FATAL_FAILURE(CreateWithOneMsixEntry(1));
   const FakeVfioVector& vector = *sink_.vectors()[0];
-  const uint64_t control = kBar3Address + 16 * 1 + PCI_MSIX_ENTRY_VECTOR_CTRL;
+  const uint64_t control = MsixEntryAddress(1) + PCI_MSIX_ENTRY_VECTOR_CTRL;
   ASSERT_TRUE(BusWrite(mmio_, control, uint32_t{PCI_MSIX_ENTRY_CTRL_MASKBIT}));
   ASSERT_TRUE(BusWrite(mmio_, control, uint32_t{0}));
   SetMsixControl(PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
@@ -126,13 +122,9 @@ TEST_F(VfioPciFunctionTest, MsixMaskingReachesTheVector) {
 // While an entry is masked its irqfd is unbound and the eventfd keeps what the device raised:
 // the guest sees that in the PBA (PCI 3.0 §6.8.2.10), as it would on the device itself.
 TEST_F(VfioPciFunctionTest, PbaShowsWhatAMaskedVectorHolds) {
-  Create();
-  WriteConfig(PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
-  SetMsixControl(PCI_MSIX_FLAGS_ENABLE);
-  ProgramMsixEntry(1, kMessage0);
-  ASSERT_EQ(sink_.vectors().size(), 1u);
+  ASSERT_NO_FATAL_FAILURE(CreateWithOneMsixEntry(1));
   const uint64_t pba = kBar3Address + E::kMsixPbaOffset;
-  const uint64_t control = kBar3Address + E::kMsixTableOffset + 16 * 1 + PCI_MSIX_ENTRY_VECTOR_CTRL;
+  const uint64_t control = MsixEntryAddress(1) + PCI_MSIX_ENTRY_VECTOR_CTRL;
   const uint64_t one = 1;
   ASSERT_EQ(::write(sink_.vectors()[0]->event_fd(), &one, sizeof(one)), 8);  // the device fires
   EXPECT_EQ(BusRead(mmio_, pba), 0u) << "unmasked: the irqfd delivers it, nothing is pending";

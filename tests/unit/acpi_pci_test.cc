@@ -246,12 +246,15 @@ std::vector<uint8_t> NamedEisaId(const std::string& name, uint8_t hi, uint8_t lo
           lo};
 }
 
+// The DSDT's AML: its bytes after the 36-byte table header (ACPI 6.4 §5.2.6).
+AmlReader DsdtAml(const AcpiView& view) {
+  const size_t dsdt = view.Dsdt();
+  return AmlReader(view.Bytes(dsdt + 36, view.Length(dsdt) - 36));
+}
+
 class AcpiPciTest : public ::testing::Test {
  protected:
-  AmlReader Dsdt() const {
-    const size_t dsdt = view_.Dsdt();
-    return AmlReader(view_.Bytes(dsdt + 36, view_.Length(dsdt) - 36));
-  }
+  AmlReader Dsdt() const { return DsdtAml(view_); }
   AmlReader Pci0() const {
     std::optional<AmlReader> device = Dsdt().Device("PCI0");
     EXPECT_TRUE(device.has_value()) << "no Device (PCI0) in the DSDT";
@@ -364,9 +367,7 @@ TEST_F(AcpiPciTest, EmptyWindowsAreLeftOutOfTheCrs) {
   pci.mmio64 = {};
   const AcpiTables tables = BuildAcpiTables(MachineWithPci(pci));
   const AcpiView view(tables, kBase);
-  const size_t dsdt = view.Dsdt();
-  const AmlReader pci0 =
-      AmlReader(view.Bytes(dsdt + 36, view.Length(dsdt) - 36)).Device("PCI0").value();
+  const AmlReader pci0 = DsdtAml(view).Device("PCI0").value();
   const std::vector<Descriptor> d = Descriptors(pci0.NamedBuffer("_CRS"));
   ASSERT_EQ(d.size(), 3u);
   EXPECT_EQ(d[0].tag, kWordAddressSpace);
@@ -419,9 +420,7 @@ TEST_F(AcpiPciTest, EcamAboveFourGibIsReservedWithAQWordRange) {
   pci.end_bus = 3;
   const AcpiTables tables = BuildAcpiTables(MachineWithPci(pci));
   const AcpiView view(tables, kBase);
-  const size_t dsdt = view.Dsdt();
-  const AmlReader mres =
-      AmlReader(view.Bytes(dsdt + 36, view.Length(dsdt) - 36)).Device("MRES").value();
+  const AmlReader mres = DsdtAml(view).Device("MRES").value();
   const std::vector<Descriptor> d = Descriptors(mres.NamedBuffer("_CRS"));
   ASSERT_EQ(d.size(), 1u);
   ASSERT_EQ(d[0].tag, kQWordAddressSpace);
@@ -435,8 +434,7 @@ TEST_F(AcpiPciTest, EcamAboveFourGibIsReservedWithAQWordRange) {
 TEST_F(AcpiPciTest, LegacyDevicesStayInTheDsdt) { EXPECT_TRUE(Dsdt().Device("COM1").has_value()); }
 
 TEST_F(AcpiTablesTest, WithoutPciThereIsNoHostBridgeAndNoMcfg) {
-  const size_t dsdt = view_.Dsdt();
-  const AmlReader aml(view_.Bytes(dsdt + 36, view_.Length(dsdt) - 36));
+  const AmlReader aml = DsdtAml(view_);
   EXPECT_FALSE(aml.Device("PCI0").has_value());
   EXPECT_FALSE(aml.Device("MRES").has_value());
   const std::string blob(view_.blob().begin(), view_.blob().end());

@@ -38,8 +38,13 @@ std::optional<std::string> SettledFileIdentity(const struct stat& st, timespec n
   const bool settled = c.tv_sec < now.tv_sec - kRacyWindowSeconds ||
                        (c.tv_sec == now.tv_sec - kRacyWindowSeconds && c.tv_nsec <= now.tv_nsec);
   if (!settled) return std::nullopt;
+  return FileIdentity(st);
+}
+
+std::string FileIdentity(const struct stat& st) {
   return absl::StrFormat("%x-%x-%x-%d.%09d-%d.%09d", st.st_dev, st.st_ino, st.st_size,
-                         st.st_mtim.tv_sec, st.st_mtim.tv_nsec, c.tv_sec, c.tv_nsec);
+                         st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_ctim.tv_sec,
+                         st.st_ctim.tv_nsec);
 }
 
 std::optional<std::string> ReadMemo(const std::filesystem::path& path) {

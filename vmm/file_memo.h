@@ -37,6 +37,11 @@ timespec WallClockNow();
 // its identity changing.
 std::optional<std::string> SettledFileIdentity(const struct stat& st, timespec now);
 
+// The identity of a file with status st, settled or not. Only for a file whose bytes the caller
+// wrote itself and that nobody rewrites in place (a cache entry replaced only by rename): there
+// is no other writer whose change could hide within the same tick.
+std::string FileIdentity(const struct stat& st);
+
 // The whole content of a memo file (at most 4 KiB), or nullopt if it is missing or unreadable.
 std::optional<std::string> ReadMemo(const std::filesystem::path& path);
 

@@ -34,7 +34,8 @@ constexpr char kEntrySuffix[] = ".vmlinux";
 constexpr char kTempPrefix[] = ".tmp-";
 // Remembered SHA-256 hashes of kernel files (KeyForFile), one file per kernel file identity.
 constexpr char kMemoDirectory[] = "sha256";
-// The identity of each entry whose checksum was last verified, one file per key (Lookup).
+// The identity of each entry file known to match its checksum, one file per key: written by
+// Store, or by the Lookup that verified it.
 constexpr char kVerifiedDirectory[] = "verified";
 constexpr char kMagic[8] = {'M', 'V', 'M', 'M', 'K', 'R', 'N', 'L'};
 
@@ -273,6 +274,12 @@ absl::Status KernelCache::Store(const std::string& key, std::span<const uint8_t>
     return ErrnoError(absl::StrFormat("rename(%s, %s)", temp.path().string(), final_path.string()));
   }
   temp.Committed();
+  // The bytes on disk are the ones just checksummed and synced, so the entry counts as verified:
+  // the first boot that finds it (once it has settled, see Lookup) skips hashing ~66 MB again.
+  // The identity is taken after the rename, which may move the ctime. Best effort, like all memos.
+  struct stat st;
+  if (::fstat(fd.get(), &st) == 0)
+    WriteMemo(directory_ / kVerifiedDirectory / key, FileIdentity(st));
   return absl::OkStatus();
 }
 

@@ -62,8 +62,9 @@ class KernelCache {
   // work whose only purpose is to be stored. Errors name the path and the errno text.
   absl::Status PrepareDirectory() const;
 
-  // Stores content under key atomically; creates the directory (0700) if needed. Fails (with
-  // the path and errno text) if the directory cannot be created or written.
+  // Stores content under key atomically; creates the directory (0700) if needed, and remembers
+  // the new entry file as verified. Fails (with the path and errno text) if the directory cannot
+  // be created or written.
   absl::Status Store(const std::string& key, std::span<const uint8_t> content) const;
 
   absl::StatusOr<std::vector<KernelCacheEntryInfo>> List() const;

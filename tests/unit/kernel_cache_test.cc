@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -319,12 +320,34 @@ TEST_F(KernelCacheTest, ACorruptionAfterVerificationIsStillDetected) {
   EXPECT_THAT(log, HasSubstr("checksum"));
 }
 
-// A just-written entry is verified on every lookup until it has settled.
-TEST_F(KernelCacheTest, LookupRemembersNothingAboutAJustWrittenEntry) {
+// The entry Store wrote is known to match its checksum: the first boot that finds it, once it
+// has settled, does not hash it again (LookupVerifiesAnEntryFileOnlyOnce shows a memo is trusted).
+TEST_F(KernelCacheTest, StoreRemembersTheEntryFileItWroteAsVerified) {
   KernelCache cache(dir_);
   ASSERT_TRUE(cache.Store(kKey, RandomBytes(100, 5)).ok());
-  ASSERT_TRUE(LookupCopy(cache, kKey).ok());
-  EXPECT_FALSE(fs::exists(dir_ / "verified"));
+  struct stat st;
+  ASSERT_EQ(::stat(EntryPath(kKey).c_str(), &st), 0);
+  std::ifstream memo(dir_ / "verified" / kKey);
+  const std::string remembered((std::istreambuf_iterator<char>(memo)), {});
+  EXPECT_EQ(remembered, FileIdentity(st));
+}
+
+// A just-written entry is verified on every lookup until it has settled, whatever is remembered:
+// a change within the same timestamp tick would keep its identity.
+TEST_F(KernelCacheTest, LookupTrustsNoMemoOfAJustWrittenEntry) {
+  KernelCache cache(dir_);
+  ASSERT_TRUE(cache.Store(kKey, RandomBytes(8192, 5)).ok());
+  PatchFile(EntryPath(kKey), kHeaderSize + 10, "\x5a");
+  struct stat st;
+  ASSERT_EQ(::stat(EntryPath(kKey).c_str(), &st), 0);
+  fs::create_directories(dir_ / "verified");
+  WriteFile(dir_ / "verified" / kKey, FileIdentity(st));
+  testing::internal::CaptureStderr();
+  absl::StatusOr<std::optional<std::vector<uint8_t>>> result = LookupCopy(cache, kKey);
+  const std::string log = testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(*result, std::nullopt);
+  EXPECT_THAT(log, HasSubstr("checksum"));
 }
 
 TEST_F(KernelCacheTest, PrepareDirectoryCreatesAPrivateDirectory) {

@@ -10,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/scratch_dir.h"
 #include "tests/unit/test_images.h"
 
 namespace minivmm {
@@ -25,13 +26,6 @@ using testing_images::TinyVmlinux;
 
 class SelectKernelTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
-
   static BzImage Parse(std::vector<uint8_t> file) {
     absl::StatusOr<BzImage> image = ParseBzImage(std::move(file), "test-bzImage");
     EXPECT_TRUE(image.ok()) << image.status();
@@ -48,7 +42,8 @@ class SelectKernelTest : public ::testing::Test {
 
   const std::vector<uint8_t> vmlinux_ = TinyVmlinux(16 << 20, 4096, 0);
   const std::vector<uint8_t> bzimage_ = BzImageWithPayload(Gzip(vmlinux_));
-  fs::path root_;
+  testing_scratch::ScratchDir scratch_{"boot_images_test"};
+  const fs::path root_ = scratch_.path();
 };
 
 TEST_F(SelectKernelTest, ColdCacheDecompressesStoresAndBootsTheVmlinux) {

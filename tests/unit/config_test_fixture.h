@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/scratch_dir.h"
 #include "vmm/config.h"
 
 namespace minivmm::config_testing {
@@ -44,11 +45,6 @@ inline std::string Message(const absl::StatusOr<VmConfig>& config) {
 class ConfigTest : public testing::Test {
  protected:
   void SetUp() override {
-    const testing::TestInfo* info = testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = absl::StrFormat("config_test_%s_%s", info->test_suite_name(), info->name());
-    std::replace(name.begin(), name.end(), '/', '_');
-    dir_ = fs::path(testing::TempDir()) / name;
-    fs::remove_all(dir_);
     fs::create_directories(dir_ / "subdir");
     WriteFile(dir_ / "vmlinuz", "bzImage");
     WriteFile(dir_ / "initramfs.cpio.gz", "cpio");
@@ -57,8 +53,6 @@ class ConfigTest : public testing::Test {
     WriteFile(dir_ / "disk2.img", std::string(512, '\0'));
     config_path_ = dir_ / "vm.toml";
   }
-
-  void TearDown() override { fs::remove_all(dir_); }
 
   absl::StatusOr<VmConfig> Parse(std::string_view text) const {
     return ParseVmConfig(text, config_path_);
@@ -69,7 +63,8 @@ class ConfigTest : public testing::Test {
     return absl::StrFormat("%s:%d:%d: ", config_path_.string(), line, column);
   }
 
-  fs::path dir_;
+  testing_scratch::ScratchDir scratch_{"config_test"};
+  const fs::path dir_ = scratch_.path();
   fs::path config_path_;
 };
 

@@ -21,9 +21,12 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/scratch_dir.h"
 
 namespace minivmm::virtio {
 namespace {
+
+using testing_scratch::ScratchDir;
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
@@ -35,22 +38,6 @@ std::vector<uint8_t> Pattern(size_t size, uint8_t seed) {
   std::iota(bytes.begin(), bytes.end(), seed);
   return bytes;
 }
-
-// A scratch directory per test under dir (default: the test temp dir), removed afterwards.
-class ScratchDir {
- public:
-  explicit ScratchDir(const std::string& parent = ::testing::TempDir()) {
-    std::string templ = parent + "/file_block_backend_test.XXXXXX";
-    char* made = ::mkdtemp(templ.data());
-    EXPECT_NE(made, nullptr) << "mkdtemp in " << parent;
-    path_ = templ;
-  }
-  ~ScratchDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 std::string WriteFile(const std::string& path, const std::vector<uint8_t>& bytes) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -91,10 +78,10 @@ std::unique_ptr<FileBlockBackend> MustOpen(const std::string& path, bool read_on
 class FileBlockBackendTest : public ::testing::Test {
  protected:
   std::string Image(const std::vector<uint8_t>& bytes, const std::string& name = "disk.img") {
-    return WriteFile(dir_.path() + "/" + name, bytes);
+    return WriteFile((dir_.path() / name).string(), bytes);
   }
 
-  ScratchDir dir_;
+  ScratchDir dir_{"file_block_backend_test"};
 };
 
 TEST_F(FileBlockBackendTest, RoundTripsDataThroughScatteredBuffers) {
@@ -164,7 +151,7 @@ TEST_F(FileBlockBackendTest, ReadOfImageTruncatedUnderneathIsAnError) {
 }
 
 TEST_F(FileBlockBackendTest, MissingFileErrorNamesIt) {
-  const std::string path = dir_.path() + "/no-such.img";
+  const std::string path = (dir_.path() / "no-such.img").string();
   const absl::Status status = FileBlockBackend::Open(path, false).status();
   EXPECT_TRUE(absl::IsNotFound(status)) << status;
   EXPECT_THAT(status.message(), AllOf(HasSubstr(path), HasSubstr("No such file")));
@@ -182,7 +169,7 @@ TEST_F(FileBlockBackendTest, RejectsWhatIsNeitherFileNorBlockDevice) {
   const absl::Status status = FileBlockBackend::Open("/dev/null", false).status();
   EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
   EXPECT_THAT(status.message(), HasSubstr("/dev/null"));
-  EXPECT_TRUE(absl::IsInvalidArgument(FileBlockBackend::Open(dir_.path(), true).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(FileBlockBackend::Open(dir_.path().string(), true).status()));
 }
 
 TEST_F(FileBlockBackendTest, SecondWriterIsRefusedWhileTheFirstHoldsTheImage) {
@@ -282,9 +269,9 @@ TEST(FileBlockBackendTmpfsTest, WriteZeroesFallsBackToWritingZeroes) {
   if (::statfs("/dev/shm", &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
     GTEST_SKIP() << "no tmpfs at /dev/shm";
   }
-  ScratchDir dir("/dev/shm");
+  ScratchDir dir("file_block_backend_test", "/dev/shm");
   const std::string path =
-      WriteFile(dir.path() + "/disk.img", std::vector<uint8_t>(4096 * kKiB, 1));
+      WriteFile((dir.path() / "disk.img").string(), std::vector<uint8_t>(4096 * kKiB, 1));
   std::unique_ptr<FileBlockBackend> backend = MustOpen(path, false);
   ASSERT_NE(backend, nullptr);
   const uint64_t offset = 512, length = 2560 * kKiB + 1024;

@@ -10,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/scratch_dir.h"
 
 namespace minivmm {
 namespace {
@@ -56,16 +57,8 @@ TEST(SettledFileIdentityTest, EveryPartOfTheIdentityCounts) {
 
 class FileMemoTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string dir_template = testing::TempDir() + "file_memo_test-XXXXXX";
-    ASSERT_NE(::mkdtemp(dir_template.data()), nullptr);
-    root_ = dir_template;
-  }
-  void TearDown() override {
-    std::error_code ignored;
-    fs::remove_all(root_, ignored);
-  }
-  fs::path root_;
+  testing_scratch::ScratchDir scratch_{"file_memo_test"};
+  const fs::path root_ = scratch_.path();
 };
 
 TEST_F(FileMemoTest, AMissingMemoReadsAsNothing) {

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/scratch_dir.h"
 #include "tests/unit/test_images.h"
 #include "vmm/cache_command.h"
 #include "vmm/unique_fd.h"
@@ -90,17 +91,6 @@ class ScopedEnv {
 
 class KernelCacheTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string dir_template = testing::TempDir() + "kernel_cache_test-XXXXXX";
-    ASSERT_NE(::mkdtemp(dir_template.data()), nullptr);
-    root_ = dir_template;
-    dir_ = root_ / "cache" / "minivmm";
-  }
-  void TearDown() override {
-    std::error_code ignored;
-    fs::remove_all(root_, ignored);
-  }
-
   fs::path EntryPath(const std::string& key) const { return dir_ / (key + ".vmlinux"); }
 
   // Stores content under kKey and expects a miss that removes the entry once corrupt() ran.
@@ -118,8 +108,9 @@ class KernelCacheTest : public ::testing::Test {
     EXPECT_THAT(log, HasSubstr(reason));
   }
 
-  fs::path root_;
-  fs::path dir_;
+  testing_scratch::ScratchDir scratch_{"kernel_cache_test"};
+  const fs::path root_ = scratch_.path();
+  const fs::path dir_ = root_ / "cache" / "minivmm";
 };
 
 TEST(Sha256HexTest, MatchesFips180TestVectors) {

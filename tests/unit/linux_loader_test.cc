@@ -21,6 +21,7 @@
 #include "guest-firmware/e820.h"
 #include "guest-firmware/kernel_image.h"
 #include "guest-firmware/long_mode.h"
+#include "tests/unit/scratch_dir.h"
 #include "tests/unit/test_images.h"
 #include "vmm/guest_memory.h"
 #include "vmm/memory_layout.h"
@@ -454,7 +455,8 @@ TEST(LinuxLoaderVmlinuxTest, CopiesAFileBackedKernelIntoGuestRam) {
   // whole pages, and a partial last page.
   const std::vector<uint8_t> elf =
       testing_images::TinyVmlinux(kVmlinuxBase + 0x10, 3 * 4096, 4096, 0x1010);
-  const std::string path = ::testing::TempDir() + "/mapped-vmlinux";
+  const testing_scratch::ScratchDir scratch("linux_loader_test");
+  const std::string path = (scratch.path() / "mapped-vmlinux").string();
   {
     std::ofstream(path, std::ios::binary)
         .write(reinterpret_cast<const char*>(elf.data()), elf.size());

@@ -14,11 +14,17 @@ constexpr uint32_t kHyperThreadingBit = 1u << 28;  // leaf 1 EDX.HTT
 // KVM_GET_SUPPORTED_CPUID. Without it Linux never reads the KVM leaves at 0x40000000 and boots
 // as on bare metal: no kvm-clock, and with no PIT it cannot calibrate the TSC.
 constexpr uint32_t kHypervisorPresentBit = 1u << 31;
+// Leaf 1 ECX bit 24: the LAPIC timer's TSC-deadline mode, which KVM emulates
+// (KVM_CAP_TSC_DEADLINE_TIMER, required at open) but leaves out of KVM_GET_SUPPORTED_CPUID for
+// the VMM to announce. Linux then arms its timer with one IA32_TSC_DEADLINE write, an exit KVM
+// handles on its fast path, instead of an initial-count write, and skips calibrating the
+// LAPIC timer. QEMU and Firecracker announce it too.
+constexpr uint32_t kTscDeadlineTimerBit = 1u << 24;
 
 void FillLeaf1(kvm_cpuid_entry2& e, uint32_t index, uint32_t count) {
   // EBX[31:24] initial APIC ID, EBX[23:16] max addressable logical processor IDs.
   e.ebx = (e.ebx & 0x0000ffff) | (index << 24) | (std::min<uint32_t>(count, 255) << 16);
-  e.ecx |= kHypervisorPresentBit;
+  e.ecx |= kHypervisorPresentBit | kTscDeadlineTimerBit;
   if (count > 1) {
     e.edx |= kHyperThreadingBit;
   } else {

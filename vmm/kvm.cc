@@ -85,6 +85,8 @@ absl::StatusOr<KvmSystem> KvmSystem::Open(const char* path) {
   MINIVMM_RETURN_IF_ERROR(kvm.RequireExtension(KVM_CAP_PIT2, "KVM_CAP_PIT2"));
   MINIVMM_RETURN_IF_ERROR(kvm.RequireExtension(KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"));
   MINIVMM_RETURN_IF_ERROR(kvm.RequireExtension(KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"));
+  MINIVMM_RETURN_IF_ERROR(
+      kvm.RequireExtension(KVM_CAP_TSC_DEADLINE_TIMER, "KVM_CAP_TSC_DEADLINE_TIMER"));
   // Interrupt and notification plumbing without exits: MSI routes, irqfd, ioeventfd.
   MINIVMM_RETURN_IF_ERROR(kvm.RequireExtension(KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING"));
   MINIVMM_RETURN_IF_ERROR(kvm.RequireExtension(KVM_CAP_IRQFD, "KVM_CAP_IRQFD"));

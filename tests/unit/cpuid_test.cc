@@ -11,8 +11,9 @@
 namespace minivmm {
 namespace {
 
-constexpr uint32_t kHtt = 1u << 28;         // leaf 1 EDX.HTT
-constexpr uint32_t kHypervisor = 1u << 31;  // leaf 1 ECX: reserved for hypervisor use
+constexpr uint32_t kHtt = 1u << 28;          // leaf 1 EDX.HTT
+constexpr uint32_t kHypervisor = 1u << 31;   // leaf 1 ECX: reserved for hypervisor use
+constexpr uint32_t kTscDeadline = 1u << 24;  // leaf 1 ECX: LAPIC timer TSC-deadline mode
 
 kvm_cpuid_entry2 Leaf(uint32_t function, uint32_t index, uint32_t eax, uint32_t ebx, uint32_t ecx,
                       uint32_t edx, bool indexed = false) {
@@ -75,7 +76,7 @@ TEST(CpuidTest, Leaf1KeepsTheLowEbxFieldsAndOtherRegisters) {
   const kvm_cpuid_entry2 after = Get(cpuid, 1);
   EXPECT_EQ(after.ebx & 0xffff, before.ebx & 0xffff) << "CLFLUSH size and brand index";
   EXPECT_EQ(after.eax, before.eax);
-  EXPECT_EQ(after.ecx & ~kHypervisor, before.ecx & ~kHypervisor);
+  EXPECT_EQ(after.ecx & ~(kHypervisor | kTscDeadline), before.ecx & ~(kHypervisor | kTscDeadline));
   EXPECT_EQ(after.edx & ~kHtt, before.edx & ~kHtt);
 }
 
@@ -84,6 +85,13 @@ TEST(CpuidTest, Leaf1AnnouncesAHypervisor) {
   supported.entries()[1].ecx &= ~kHypervisor;  // KVM_GET_SUPPORTED_CPUID leaves it clear
   EXPECT_TRUE(Get(CpuidForVcpu(supported, 0, 1), 1).ecx & kHypervisor)
       << "without it Linux never looks for the KVM leaves (kvm-clock)";
+}
+
+TEST(CpuidTest, Leaf1AnnouncesTheTscDeadlineTimer) {
+  CpuidList supported = Supported();
+  supported.entries()[1].ecx &= ~kTscDeadline;  // KVM_GET_SUPPORTED_CPUID leaves it clear
+  EXPECT_TRUE(Get(CpuidForVcpu(supported, 0, 1), 1).ecx & kTscDeadline)
+      << "KVM emulates it; without the bit Linux programs the LAPIC timer's initial count";
 }
 
 TEST(CpuidTest, Leaf1SetsHttForMoreThanOneVcpu) {

@@ -99,17 +99,29 @@ absl::StatusOr<KernelRelocations> ParseKernelRelocations(std::span<const uint8_t
   return relocations;
 }
 
-std::optional<KaslrPlacement> ChooseKaslrPlacement(const ElfKernel& kernel, uint64_t alignment,
-                                                   uint64_t physical_limit,
-                                                   const RandomBelow& random) {
+absl::StatusOr<KaslrPlacement> ChooseKaslrPlacement(const ElfKernel& kernel, uint64_t alignment,
+                                                    uint64_t physical_limit,
+                                                    const RandomBelow& random) {
   const uint64_t link_base = kernel.physical_start;
   const uint64_t span = kernel.physical_end - kernel.physical_start;
-  if (alignment == 0 || link_base % alignment != 0) return std::nullopt;
+  if (alignment == 0 || link_base % alignment != 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "its link address %#x is not a multiple of its alignment %#x", link_base, alignment));
+  }
   const uint64_t physical_slots = SlotCount(link_base, span, physical_limit, alignment);
+  if (physical_slots == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("its %d KiB image does not fit between its link address %#x and %#x",
+                        span >> 10, link_base, physical_limit));
+  }
   // find_random_virt_addr(): [LOAD_PHYSICAL_ADDR, KERNEL_IMAGE_SIZE - image size], as offsets
   // from __START_KERNEL_map.
   const uint64_t virtual_slots = SlotCount(link_base, span, kKernelImageSize, alignment);
-  if (physical_slots == 0 || virtual_slots == 0) return std::nullopt;
+  if (virtual_slots == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("its %d KiB image at %#x does not fit in the 1 GiB kernel image area",
+                        span >> 10, link_base));
+  }
   KaslrPlacement placement;
   placement.physical_base = link_base + random(physical_slots) * alignment;
   placement.virtual_delta = random(virtual_slots) * alignment;

@@ -14,7 +14,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -53,10 +52,11 @@ using RandomBelow = std::function<uint64_t(uint64_t bound)>;
 
 // Picks a placement as the decompressor does: the physical base among the aligned slots in
 // [kernel.physical_start, physical_limit - image span], the virtual one among the aligned slots
-// that keep the image inside KERNEL_IMAGE_SIZE. nullopt if no slot fits (too little RAM).
-std::optional<KaslrPlacement> ChooseKaslrPlacement(const ElfKernel& kernel, uint64_t alignment,
-                                                   uint64_t physical_limit,
-                                                   const RandomBelow& random);
+// that keep the image inside KERNEL_IMAGE_SIZE. When none can be chosen (an unaligned link
+// address, no room) the error says why, for the log line of a boot at the link address.
+absl::StatusOr<KaslrPlacement> ChooseKaslrPlacement(const ElfKernel& kernel, uint64_t alignment,
+                                                    uint64_t physical_limit,
+                                                    const RandomBelow& random);
 
 // Patches the kernel, already loaded at placement.physical_base, for its new virtual base.
 // Every location must lie inside a segment's file bytes; otherwise nothing is reported loaded

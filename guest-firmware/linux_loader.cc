@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -61,6 +63,7 @@ struct PlacedKernel {
   uint64_t entry_point = 0;
   uint64_t end = 0;
   bool randomized = false;
+  std::string kaslr_skipped;  // LinuxEntry::kaslr_skipped
 };
 
 absl::StatusOr<PlacedKernel> PlaceBzImage(GuestMemory& memory, const KernelImage& kernel) {
@@ -104,9 +107,15 @@ absl::StatusOr<PlacedKernel> PlaceVmlinux(GuestMemory& memory, const KernelImage
   // Everything below 1 MiB is the loader's: GDT, zero page, page tables, command line, ACPI.
   const GuestRange reserved[] = {{0, layout::kHighMemoryStart, "boot data below 1 MiB"}};
   std::optional<KaslrPlacement> kaslr;
+  std::string kaslr_skipped;
   if (kernel.relocations && !AsksForNoKaslr(in.cmdline)) {
-    kaslr = ChooseKaslrPlacement(kernel.elf, KaslrAlignment(kernel.header), physical_limit,
-                                 in.random);
+    absl::StatusOr<KaslrPlacement> chosen =
+        ChooseKaslrPlacement(kernel.elf, KaslrAlignment(kernel.header), physical_limit, in.random);
+    if (chosen.ok()) {
+      kaslr = *chosen;
+    } else {
+      kaslr_skipped = std::string(chosen.status().message());
+    }
   }
   const uint64_t shift = kaslr ? kaslr->physical_base - kernel.elf.physical_start : 0;
   MINIVMM_RETURN_IF_ERROR(
@@ -115,7 +124,8 @@ absl::StatusOr<PlacedKernel> PlaceVmlinux(GuestMemory& memory, const KernelImage
     MINIVMM_RETURN_IF_ERROR(
         ApplyKernelRelocations(memory, kernel.elf, *kernel.relocations, *kaslr, kernel.name));
   }
-  return PlacedKernel{kernel.elf.entry + shift, kernel.elf.physical_end + shift, kaslr.has_value()};
+  return PlacedKernel{kernel.elf.entry + shift, kernel.elf.physical_end + shift, kaslr.has_value(),
+                      std::move(kaslr_skipped)};
 }
 
 }  // namespace
@@ -162,7 +172,8 @@ absl::StatusOr<LinuxEntry> LoadLinux(GuestMemory& memory, const LinuxBootInputs&
                            BuildZeroPage(zero_page_header, zp));
   MINIVMM_RETURN_IF_ERROR(memory.WriteObject(layout::kZeroPageAddress, *params));
   MINIVMM_RETURN_IF_ERROR(WriteLongModeTables(memory));
-  return LinuxEntry{placed.entry_point, layout::kZeroPageAddress, placed.randomized};
+  return LinuxEntry{placed.entry_point, layout::kZeroPageAddress, placed.randomized,
+                    std::move(placed.kaslr_skipped)};
 }
 
 }  // namespace minivmm

@@ -31,6 +31,9 @@ struct LinuxEntry {
   uint64_t entry_point = 0;  // RIP: the bzImage's 64-bit entry, or the vmlinux's ELF entry
   uint64_t zero_page = 0;    // RSI
   bool randomized = false;   // the loader placed the kernel at random (KASLR)
+  // Why a kernel that carries a relocation table was not randomized although the command line
+  // did not say nokaslr; empty otherwise. The caller logs it, as the decompressor would.
+  std::string kaslr_skipped;
 };
 
 // Loads everything into memory (which must already hold the RAM layout in layout::RamRegions).

@@ -158,6 +158,9 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmCon
       absl::ToDoubleSeconds(absl::Now() - load_start));
   if (entry.randomized) {
     Log(LogLevel::kInfo, "kernel: placed and relocated at random addresses (KASLR)");
+  } else if (!entry.kaslr_skipped.empty()) {
+    Log(LogLevel::kWarning, "kernel %s: booting at its link address without KASLR: %s",
+        images.kernel.name, entry.kaslr_skipped);
   }
 
   MINIVMM_RETURN_IF_ERROR(vm->CreateDevices(

@@ -84,8 +84,8 @@ TEST(ChooseKaslrPlacementTest, SlotsSpanFromTheLinkAddressToTheLimits) {
     (calls++ == 0 ? asked_physical : asked_virtual) = bound;
     return bound - 1;
   };
-  std::optional<KaslrPlacement> top = ChooseKaslrPlacement(kernel, kAlign, limit, highest);
-  ASSERT_TRUE(top.has_value());
+  absl::StatusOr<KaslrPlacement> top = ChooseKaslrPlacement(kernel, kAlign, limit, highest);
+  ASSERT_TRUE(top.ok()) << top.status();
   // Physical: bases 16, 18, ..., 58 MiB (58 + 5 <= 64).
   EXPECT_EQ(asked_physical, (58 - 16) / 2 + 1u);
   EXPECT_EQ(top->physical_base, 58 * kMiB);
@@ -94,17 +94,28 @@ TEST(ChooseKaslrPlacementTest, SlotsSpanFromTheLinkAddressToTheLimits) {
   EXPECT_LE(kLinkBase + top->virtual_delta + 5 * kMiB, kKernelImageSize);
   EXPECT_GT(kLinkBase + top->virtual_delta + 5 * kMiB + kAlign, kKernelImageSize);
 
-  std::optional<KaslrPlacement> bottom =
+  absl::StatusOr<KaslrPlacement> bottom =
       ChooseKaslrPlacement(kernel, kAlign, limit, [](uint64_t) { return 0; });
-  ASSERT_TRUE(bottom.has_value());
+  ASSERT_TRUE(bottom.ok()) << bottom.status();
   EXPECT_EQ(bottom->physical_base, kLinkBase);
   EXPECT_EQ(bottom->virtual_delta, 0u);
 }
 
-TEST(ChooseKaslrPlacementTest, NoPlacementWithoutRoomOrWithAnUnalignedKernel) {
+TEST(ChooseKaslrPlacementTest, NoPlacementWithoutRoomOrWithAnUnalignedKernelSaysWhy) {
   auto any = [](uint64_t) { return uint64_t{0}; };
-  EXPECT_FALSE(ChooseKaslrPlacement(KernelAt(kLinkBase, 5 * kMiB), kAlign, 20 * kMiB, any));
-  EXPECT_FALSE(ChooseKaslrPlacement(KernelAt(kLinkBase + 4096, kMiB), kAlign, 64 * kMiB, any));
+  EXPECT_THAT(ChooseKaslrPlacement(KernelAt(kLinkBase, 5 * kMiB), kAlign, 20 * kMiB, any)
+                  .status()
+                  .message(),
+              HasSubstr("does not fit between its link address 0x1000000 and 0x1400000"));
+  EXPECT_THAT(ChooseKaslrPlacement(KernelAt(kLinkBase + 4096, kMiB), kAlign, 64 * kMiB, any)
+                  .status()
+                  .message(),
+              HasSubstr("link address 0x1001000 is not a multiple of its alignment 0x200000"));
+  EXPECT_THAT(
+      ChooseKaslrPlacement(KernelAt(kLinkBase, kKernelImageSize), kAlign, 4 * kKernelImageSize, any)
+          .status()
+          .message(),
+      HasSubstr("does not fit in the 1 GiB kernel image area"));
 }
 
 // A tiny kernel whose bytes hold, at known offsets, a 64-bit address, a 32-bit address and an
@@ -280,6 +291,25 @@ TEST(LinuxLoaderKaslrTest, NokaslrKeepsTheLinkAddress) {
   ASSERT_TRUE(entry.ok()) << entry.status();
   EXPECT_FALSE(entry->randomized);
   EXPECT_EQ(entry->entry_point, kLinkBase);
+  EXPECT_EQ(ReadAt<uint64_t>(memory, kLinkBase + k.kAt64), k.kValue64);
+  EXPECT_FALSE(ReadAt<boot_params>(memory, layout::kZeroPageAddress).hdr.loadflags & KASLR_FLAG);
+  EXPECT_THAT(entry->kaslr_skipped, IsEmpty());  // asked for: nothing to warn about
+}
+
+TEST(LinuxLoaderKaslrTest, AKernelThatCannotMoveBootsAtItsLinkAddressAndSaysWhy) {
+  const RelocatableKernel k;
+  setup_header hdr = RelocatableHeader();
+  hdr.kernel_alignment = 32 * kMiB;  // the 16 MiB link address is not a multiple of it
+  absl::StatusOr<KernelImage> image = KernelImageFromVmlinux(k.Payload(), "payload", &hdr);
+  ASSERT_TRUE(image.ok()) << image.status();
+  ASSERT_TRUE(image->relocations.has_value());
+  GuestMemory memory = Memory(64 * kMiB);
+  absl::StatusOr<LinuxEntry> entry =
+      Boot(memory, *image, "console=ttyS0", [](uint64_t bound) { return bound - 1; });
+  ASSERT_TRUE(entry.ok()) << entry.status();
+  EXPECT_FALSE(entry->randomized);
+  EXPECT_EQ(entry->entry_point, kLinkBase);
+  EXPECT_THAT(entry->kaslr_skipped, HasSubstr("not a multiple of its alignment 0x2000000"));
   EXPECT_EQ(ReadAt<uint64_t>(memory, kLinkBase + k.kAt64), k.kValue64);
   EXPECT_FALSE(ReadAt<boot_params>(memory, layout::kZeroPageAddress).hdr.loadflags & KASLR_FLAG);
 }

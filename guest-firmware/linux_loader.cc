@@ -49,10 +49,17 @@ absl::StatusOr<uint64_t> PlaceInitramfs(const GuestMemory& memory, const setup_h
   const uint64_t addr_max = hdr.version >= 0x0203 ? hdr.initrd_addr_max : kDefaultInitrdAddrMax;
   const uint64_t top = std::min(LowRamEnd(memory), addr_max + 1);
   if (size > top || ((top - size) & kPageMask) < kernel_end) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "initramfs (%d MiB) does not fit between the kernel (ends at %d MiB) and %d MiB: raise "
-        "[vm] memory_mib",
-        size >> 20, kernel_end >> 20, top >> 20));
+    // More RAM helps only when RAM, not the kernel's own limit, is what ends the room.
+    const std::string fix = top <= addr_max
+                                ? "raise [vm] memory_mib"
+                                : absl::StrFormat(
+                                      "this kernel takes none above %#x (initrd_addr_max), so "
+                                      "use a smaller initramfs",
+                                      addr_max);
+    return absl::InvalidArgumentError(
+        absl::StrFormat("initramfs (%d KiB) does not fit between the kernel (ends at %#x) and "
+                        "%#x: %s",
+                        (size + 1023) >> 10, kernel_end, top, fix));
   }
   return (top - size) & kPageMask;
 }

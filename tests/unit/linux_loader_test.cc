@@ -32,6 +32,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kMiB = 1ull << 20;
@@ -195,6 +196,18 @@ TEST(LinuxLoaderFakeKernelTest, PlacesInitramfsBelowInitrdAddrMax) {
   EXPECT_GT(params->hdr.ramdisk_image + initramfs.size(), kAddrMax + 1 - kPage)
       << "the initramfs should go as high as the kernel allows";
   EXPECT_EQ(ReadBytes(memory, params->hdr.ramdisk_image, initramfs.size()), initramfs);
+}
+
+TEST(LinuxLoaderFakeKernelTest, AnInitramfsAboveInitrdAddrMaxAsksForASmallerOneNotMoreRam) {
+  constexpr uint64_t kAddrMax = 24 * kMiB - 1;  // RAM (64 MiB) is not what limits it
+  const BzImage kernel = FakeKernel(kAddrMax);
+  GuestMemory memory = Memory(64 * kMiB);
+  const std::vector<uint8_t> initramfs = FakeInitramfs(24 * kMiB);
+  const std::string message = Message(Load(memory, kernel, "", initramfs));
+  EXPECT_THAT(message, AllOf(HasSubstr("initramfs (24576 KiB) does not fit"),
+                             HasSubstr("none above 0x17fffff (initrd_addr_max)"),
+                             HasSubstr("smaller initramfs")));
+  EXPECT_THAT(message, Not(HasSubstr("memory_mib")));
 }
 
 TEST(LinuxLoaderFakeKernelTest, LeavesRamdiskFieldsZeroWithoutAnInitramfs) {

@@ -19,19 +19,30 @@ absl="absl_status absl_statusor absl_strings absl_str_format absl_synchronizatio
 declare -A sources=(
   [virtqueue_fuzzer]="devices/virtio/virtqueue.cc devices/virtio/descriptor_chain.cc"
   [virtio_blk_fuzzer]="devices/virtio/virtio_blk_request.cc devices/virtio/descriptor_chain.cc"
+  [kernel_image_fuzzer]="guest-firmware/bzimage.cc guest-firmware/kernel_payload.cc
+    guest-firmware/elf_kernel.cc guest-firmware/kernel_image.cc guest-firmware/kaslr.cc
+    guest-firmware/linux_loader.cc guest-firmware/e820.cc guest-firmware/zero_page.cc
+    guest-firmware/long_mode.cc vmm/memory_layout.cc vmm/shared_bytes.cc"
+)
+# target name -> pkg-config packages besides Abseil
+declare -A packages=(
+  [kernel_image_fuzzer]="liblzma zlib libzstd liblz4"
 )
 common="vmm/guest_memory.cc vmm/errno_status.cc vmm/log.cc"
 
 status=0
-for target in virtqueue_fuzzer virtio_blk_fuzzer; do
+for target in virtqueue_fuzzer virtio_blk_fuzzer kernel_image_fuzzer; do
+  libs="$absl ${packages[$target]:-}"
   binary=$out/$target
   # shellcheck disable=SC2086  # word lists on purpose
   (cd "$root" && "$cxx" -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined \
-    -fno-sanitize-recover=undefined -I. $(pkg-config --cflags $absl) \
+    -fno-sanitize-recover=undefined -I. $(pkg-config --cflags $libs) \
     "tests/fuzz/$target.cc" ${sources[$target]} $common -o "$binary" \
-    $(pkg-config --libs $absl) -lpthread)
+    $(pkg-config --libs $libs) -lpthread)
   corpus=$out/$target.corpus
   mkdir -p "$corpus"
+  seeder=$here/${target%_fuzzer}_seeds.py  # well-formed inputs random bytes would not find
+  [ ! -f "$seeder" ] || python3 "$seeder" "$corpus"
   echo "run-fuzzers: $target for ${seconds}s"
   if (cd "$out" && "$binary" -max_total_time="$seconds" -print_final_stats=1 "$corpus" \
       >"$out/$target.log" 2>&1); then

@@ -4,7 +4,7 @@
 
 namespace minivmm {
 
-inline constexpr int kExitPoweredOff = 0;   // the guest powered off
+inline constexpr int kExitPoweredOff = 0;   // the guest powered off, or vm.shutdown (API)
 inline constexpr int kExitError = 1;        // configuration, host or VMM error
 inline constexpr int kExitGuestReboot = 3;  // the guest rebooted and [vm] on_reboot = "exit"
 // Stopped by SIGINT/SIGTERM/SIGHUP: 128 + the signal number, as a shell reports it.

@@ -282,6 +282,13 @@ absl::Status KvmVcpu::SetCpuid(const CpuidList& cpuid) {
   return absl::OkStatus();
 }
 
+absl::Status KvmVcpu::NoteGuestPaused() {
+  if (::ioctl(fd_.get(), KVM_KVMCLOCK_CTRL, 0) < 0) {
+    return ErrnoError(absl::StrFormat("KVM_KVMCLOCK_CTRL(vCPU %d)", id_));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status KvmVcpu::SetMsrs(std::span<const kvm_msr_entry> msrs) {
   FlexBuffer<kvm_msr_entry> buffer(msrs.size());
   std::memcpy(buffer.entries(), msrs.data(), msrs.size() * sizeof(kvm_msr_entry));

@@ -109,6 +109,10 @@ class KvmVcpu {
   absl::StatusOr<kvm_lapic_state> GetLapic();
   absl::Status SetLapic(const kvm_lapic_state& lapic);
   absl::Status SetMsrs(std::span<const kvm_msr_entry> msrs);
+  // KVM_KVMCLOCK_CTRL (api.rst 4.70): marks kvmclock "guest stopped", so that after a pause the
+  // guest's soft-lockup watchdog does not count the paused time as a hang. Fails with EINVAL
+  // when the guest has not enabled kvmclock.
+  absl::Status NoteGuestPaused();
 
  private:
   UniqueFd fd_;

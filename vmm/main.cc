@@ -10,11 +10,14 @@
 #include "absl/time/clock.h"
 #include "vmm/cache_command.h"
 #include "vmm/config.h"
+#include "vmm/ctl_command.h"
 #include "vmm/exit_codes.h"
 #include "vmm/log.h"
 #include "vmm/run_vm.h"
 
 ABSL_FLAG(std::string, config, "", "Path of the VM description (TOML), e.g. configs/example.toml");
+ABSL_FLAG(std::string, api_socket, "",
+          "Unix socket to serve the API on (minivmm --config), or to send a command to (ctl)");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level shown: debug, info, warning, error");
 
@@ -23,19 +26,24 @@ namespace {
 constexpr char kUsage[] =
     "minivmm boots a Linux guest on KVM.\n"
     "\n"
-    "Usage: minivmm --config vm.toml [--log_level=info]\n"
+    "Usage: minivmm --config vm.toml [--api_socket PATH] [--log_level=info]\n"
+    "       minivmm ctl --api_socket PATH info|pause|resume|reboot|shutdown\n"
     "       minivmm cache list|clear\n"
     "\n"
     "  --config PATH     the VM description (TOML); keys are documented in\n"
     "                    configs/example.toml\n"
+    "  --api_socket PATH serve the API (JSON over HTTP) on this unix socket, created\n"
+    "                    0600 and removed when minivmm exits\n"
     "  --log_level LEVEL least severe log level shown: debug, info, warning, error\n"
     "  --help            this text\n"
     "  --version         the version\n"
     "  cache list        the decompressed kernels minivmm keeps ($XDG_CACHE_HOME/minivmm)\n"
     "  cache clear       removes them\n"
+    "  ctl COMMAND       drives the minivmm serving --api_socket: info prints its\n"
+    "                    state (JSON); pause, resume, reboot and shutdown act on it\n"
     "\n"
-    "Exit codes: 0 guest powered off, 1 error, 3 guest rebooted with on_reboot = \"exit\",\n"
-    "128+N stopped by signal N. On a terminal, Ctrl-A x quits.\n";
+    "Exit codes: 0 guest powered off (or shut down with ctl), 1 error, 3 guest rebooted\n"
+    "with on_reboot = \"exit\", 128+N stopped by signal N. On a terminal, Ctrl-A x quits.\n";
 
 // Abseil's own --help exits with status 1 and lists its internal flags; a user asking for help
 // gets our text and status 0 instead.
@@ -81,10 +89,10 @@ int main(int argc, char** argv) {
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
 
   if (positional.size() > 1) {
-    if (std::string(positional[1]) == "cache") {
-      std::vector<std::string> args(positional.begin() + 2, positional.end());
-      return minivmm::RunCacheCommand(args);
-    }
+    const std::string command = positional[1];
+    std::vector<std::string> args(positional.begin() + 2, positional.end());
+    if (command == "cache") return minivmm::RunCacheCommand(args);
+    if (command == "ctl") return minivmm::RunCtlCommand(args, absl::GetFlag(FLAGS_api_socket));
     std::fprintf(stderr, "minivmm: unexpected argument '%s' (see minivmm --help)\n", positional[1]);
     return minivmm::kExitError;
   }
@@ -104,7 +112,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "minivmm: %s\n", std::string(config.status().message()).c_str());
     return minivmm::kExitError;
   }
-  absl::StatusOr<int> exit_code = minivmm::RunVm(*config, start);
+  absl::StatusOr<int> exit_code =
+      minivmm::RunVm(*config, {.vmm_start = start, .api_socket = absl::GetFlag(FLAGS_api_socket)});
   if (!exit_code.ok()) {
     std::fprintf(stderr, "minivmm: %s\n", std::string(exit_code.status().message()).c_str());
     return minivmm::kExitError;

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "vmm/api_server.h"
 #include "vmm/boot_images.h"
 #include "vmm/console.h"
 #include "vmm/errno_status.h"
@@ -29,17 +30,71 @@ absl::StatusOr<UniqueFd> BlockTerminationSignals() {
   return fd;
 }
 
-// Runs one boot of the guest until something requests a stop.
-absl::StatusOr<StopReason> RunOneBoot(Vm& vm, StopRequest& stop, Console& console, int signal_fd,
-                                      int* signal_number) {
-  MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<EventLoop> loop, EventLoop::Create());
-  MINIVMM_RETURN_IF_ERROR(loop->Watch(stop.event_fd(), [] {}));
-  MINIVMM_RETURN_IF_ERROR(loop->Watch(signal_fd, [&] {
-    signalfd_siginfo info;
-    if (::read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
-      stop.Request(StopReason::kSignal, absl::OkStatus(), static_cast<int>(info.ssi_signo));
+// The API's view of the VM: whichever boot is current (a reboot replaces the Vm).
+class CurrentVmControl : public VmControl {
+ public:
+  explicit CurrentVmControl(const VmConfig& config) : config_(config) {}
+
+  void SetCurrent(Vm* vm, StopRequest* stop, int boot) {
+    vm_ = vm;
+    stop_ = stop;
+    boot_ = boot;
+  }
+
+  api::VmInfo Info() override {
+    api::VmInfo info;
+    info.set_name(config_.name);
+    info.set_state(vm_ != nullptr && vm_->paused() ? "paused" : "running");
+    info.set_vcpus(config_.vcpus);
+    info.set_memory_mib(config_.memory_mib);
+    // The full-reservation rule: with any passed-through function, all guest RAM is pinned.
+    const bool pinned = !config_.passthrough.empty();
+    info.mutable_reservation()->set_pinned(pinned);
+    info.mutable_reservation()->set_reserved_mib(pinned ? config_.memory_mib : 0);
+    for (const PassthroughConfig& function : config_.passthrough) {
+      info.add_passthrough()->set_host_address(function.address);
     }
-  }));
+    info.set_boot(boot_);
+    if (vm_ != nullptr) {
+      if (std::optional<absl::Duration> init = vm_->InitStartedAfter()) {
+        info.set_init_started_after_s(absl::ToDoubleSeconds(*init));
+      }
+    }
+    return info;
+  }
+  absl::Status Pause() override {
+    if (vm_->paused()) return absl::FailedPreconditionError("the VM is already paused");
+    vm_->Pause();
+    Log(LogLevel::kInfo, "paused through the API");
+    return absl::OkStatus();
+  }
+  absl::Status Resume() override {
+    if (!vm_->paused()) return absl::FailedPreconditionError("the VM is not paused");
+    vm_->Resume();
+    Log(LogLevel::kInfo, "resumed through the API");
+    return absl::OkStatus();
+  }
+  absl::Status Reboot() override {
+    stop_->Request(StopReason::kApiReboot);
+    return absl::OkStatus();
+  }
+  absl::Status Shutdown() override {
+    stop_->Request(StopReason::kApiShutdown);
+    return absl::OkStatus();
+  }
+
+ private:
+  const VmConfig& config_;
+  Vm* vm_ = nullptr;
+  StopRequest* stop_ = nullptr;
+  int boot_ = 0;
+};
+
+// Runs one boot of the guest until something requests a stop. The loop outlives the boot: the
+// API socket and signals stay watched across reboots.
+absl::StatusOr<StopReason> RunOneBoot(Vm& vm, StopRequest& stop, Console& console,
+                                      EventLoop* loop) {
+  MINIVMM_RETURN_IF_ERROR(loop->Watch(stop.event_fd(), [] {}));
   // Input the UART's FIFO could not take yet; retried while the guest drains the FIFO.
   std::string pending_input;
   if (console.input_fd() >= 0) {
@@ -63,18 +118,27 @@ absl::StatusOr<StopReason> RunOneBoot(Vm& vm, StopRequest& stop, Console& consol
     // Poll briefly while input waits for FIFO space; otherwise sleep until an event.
     MINIVMM_RETURN_IF_ERROR(loop->RunOnce(pending_input.empty() ? -1 : 10));
   }
+  loop->Unwatch(stop.event_fd());
+  if (console.input_fd() >= 0) loop->Unwatch(console.input_fd());
   vm.Stop();
   const std::optional<absl::Duration> init = vm.InitStartedAfter();
   Log(LogLevel::kInfo, "vCPU exits: %s; boot marker %s", FormatExitCounts(vm.TotalExitCounts()),
       init ? absl::StrFormat("at %.3f s", absl::ToDoubleSeconds(*init)) : "not seen");
-  *signal_number = stop.signal();
   return stop.reason();
 }
 
 }  // namespace
 
-absl::StatusOr<int> RunVm(const VmConfig& config, absl::Time vmm_start) {
-  // Everything the user can get wrong in the files is checked before KVM is opened.
+absl::StatusOr<int> RunVm(const VmConfig& config, const RunOptions& options) {
+  const absl::Time vmm_start = options.vmm_start;
+  // Everything the user can get wrong (a socket in use, the files) is checked before KVM is
+  // opened. The API is served only while a boot runs, so no request sees a half-built VM.
+  MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<EventLoop> loop, EventLoop::Create());
+  CurrentVmControl control(config);
+  std::unique_ptr<ApiServer> api;
+  if (!options.api_socket.empty()) {
+    MINIVMM_ASSIGN_OR_RETURN(api, ApiServer::Create(options.api_socket, loop.get(), &control));
+  }
   // The kernel cache is optional: without a usable cache directory the guest decompresses.
   absl::StatusOr<KernelCache> cache = KernelCache::ForCurrentUser();
   MINIVMM_ASSIGN_OR_RETURN(BootImages images,
@@ -87,19 +151,34 @@ absl::StatusOr<int> RunVm(const VmConfig& config, absl::Time vmm_start) {
                            Console::Create(config.serial_mode, config.serial_path));
   MINIVMM_ASSIGN_OR_RETURN(UniqueFd signal_fd, BlockTerminationSignals());
   VcpuThread::InstallKickSignalHandler();
+  // Signals stop whichever boot is current.
+  StopRequest* current_stop = nullptr;
+  MINIVMM_RETURN_IF_ERROR(loop->Watch(signal_fd.get(), [&] {
+    signalfd_siginfo info;
+    if (::read(signal_fd.get(), &info, sizeof(info)) == sizeof(info) && current_stop != nullptr) {
+      current_stop->Request(StopReason::kSignal, absl::OkStatus(),
+                            static_cast<int>(info.ssi_signo));
+    }
+  }));
+  if (api != nullptr) {
+    Log(LogLevel::kInfo, "API socket %s (minivmm ctl --api_socket %s info)",
+        options.api_socket.string(), options.api_socket.string());
+  }
 
   for (int boot = 1;; ++boot) {
     MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<StopRequest> stop, StopRequest::Create());
+    current_stop = stop.get();
     MINIVMM_ASSIGN_OR_RETURN(
         std::unique_ptr<Vm> vm,
         Vm::Create(kvm, config, images, backends, console.get(), stop.get(), vmm_start));
     Log(LogLevel::kInfo, "booting '%s' (%d vCPUs, %d MiB)%s, %.2f s after start", config.name,
         config.vcpus, config.memory_mib, boot > 1 ? absl::StrFormat(", boot %d", boot) : "",
         absl::ToDoubleSeconds(absl::Now() - vmm_start));
-    int signal_number = 0;
-    MINIVMM_ASSIGN_OR_RETURN(StopReason reason,
-                             RunOneBoot(*vm, *stop, *console, signal_fd.get(), &signal_number));
+    control.SetCurrent(vm.get(), stop.get(), boot);
+    MINIVMM_ASSIGN_OR_RETURN(StopReason reason, RunOneBoot(*vm, *stop, *console, loop.get()));
+    control.SetCurrent(nullptr, nullptr, boot);
     vm.reset();
+    const int signal_number = stop->signal();
     switch (reason) {
       case StopReason::kPowerOff:
         Log(LogLevel::kInfo, "guest powered off");
@@ -112,6 +191,12 @@ absl::StatusOr<int> RunVm(const VmConfig& config, absl::Time vmm_start) {
         Log(LogLevel::kInfo, "guest rebooted: exiting with code %d (on_reboot = \"exit\")",
             kExitGuestReboot);
         return kExitGuestReboot;
+      case StopReason::kApiReboot:
+        Log(LogLevel::kInfo, "rebooting through the API");
+        continue;
+      case StopReason::kApiShutdown:
+        Log(LogLevel::kInfo, "shut down through the API");
+        return kExitPoweredOff;
       case StopReason::kSignal:
         Log(LogLevel::kInfo, "stopped by signal %d (%s)", signal_number, strsignal(signal_number));
         return kExitSignalBase + signal_number;

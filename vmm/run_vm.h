@@ -3,14 +3,22 @@
 #ifndef MINIVMM_VMM_RUN_VM_H_
 #define MINIVMM_VMM_RUN_VM_H_
 
+#include <filesystem>
+
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "vmm/config.h"
 
 namespace minivmm {
 
+struct RunOptions {
+  absl::Time vmm_start;
+  // Where to serve the API (empty: no API socket).
+  std::filesystem::path api_socket;
+};
+
 // Returns the process exit code (vmm/exit_codes.h), or an error for the caller to print.
-absl::StatusOr<int> RunVm(const VmConfig& config, absl::Time vmm_start);
+absl::StatusOr<int> RunVm(const VmConfig& config, const RunOptions& options);
 
 }  // namespace minivmm
 

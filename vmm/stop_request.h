@@ -15,11 +15,13 @@
 namespace minivmm {
 
 enum class StopReason {
-  kPowerOff,  // the guest powered off (ACPI S5)
-  kReset,     // the guest rebooted (i8042 reset, triple fault, KVM system reset)
-  kSignal,    // SIGINT/SIGTERM/SIGHUP to minivmm
-  kUserQuit,  // the console escape (Ctrl-A x)
-  kError,     // a VMM failure; see error()
+  kPowerOff,     // the guest powered off (ACPI S5)
+  kReset,        // the guest rebooted (i8042 reset, triple fault, KVM system reset)
+  kSignal,       // SIGINT/SIGTERM/SIGHUP to minivmm
+  kUserQuit,     // the console escape (Ctrl-A x)
+  kApiReboot,    // vm.reboot on the API socket: boot again
+  kApiShutdown,  // vm.shutdown on the API socket
+  kError,        // a VMM failure; see error()
 };
 
 class StopRequest {

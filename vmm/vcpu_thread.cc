@@ -46,7 +46,11 @@ void VcpuThread::Start() {
 
 void VcpuThread::StopAndJoin() {
   if (!thread_.joinable()) return;
-  stopping_.store(true, std::memory_order_release);
+  {
+    // Under the lock, so a thread held by Pause sees it and ends.
+    absl::MutexLock lock(&mutex_);
+    stopping_.store(true, std::memory_order_release);
+  }
   // immediate_exit covers the window between the thread's last check and KVM_RUN; the signal
   // interrupts a KVM_RUN already in progress (api.rst, "immediate_exit").
   vcpu_->run()->immediate_exit = 1;
@@ -63,8 +67,44 @@ void VcpuThread::LogRegisters() {
       vcpu_->id(), regs->rip, regs->rsp, sregs->cr0, sregs->cr3, sregs->cr4, sregs->efer);
 }
 
+void VcpuThread::Pause() {
+  if (!thread_.joinable()) return;
+  pause_requested_.store(true, std::memory_order_release);
+  // As in StopAndJoin: immediate_exit for a thread about to enter KVM_RUN, the signal for one
+  // inside it.
+  vcpu_->run()->immediate_exit = 1;
+  pthread_kill(thread_.native_handle(), KickSignal());
+  absl::MutexLock lock(&mutex_);
+  mutex_.Await(absl::Condition(this, &VcpuThread::HeldOrExited));
+}
+
+void VcpuThread::Resume() {
+  absl::MutexLock lock(&mutex_);
+  pause_requested_.store(false, std::memory_order_release);
+}
+
+void VcpuThread::WaitWhilePaused() {
+  absl::MutexLock lock(&mutex_);
+  held_ = true;
+  mutex_.Await(absl::Condition(this, &VcpuThread::ResumedOrStopping));
+  held_ = false;
+  // Pause set immediate_exit; KVM_RUN must run the guest again. A stop sets it anew after
+  // taking the lock, so clearing it here cannot lose a stop.
+  if (!stopping_.load(std::memory_order_acquire)) vcpu_->run()->immediate_exit = 0;
+}
+
 void VcpuThread::Loop() {
+  RunUntilStopped();
+  absl::MutexLock lock(&mutex_);
+  exited_ = true;
+}
+
+void VcpuThread::RunUntilStopped() {
   while (!stopping_.load(std::memory_order_acquire) && !stop_->requested()) {
+    if (pause_requested_.load(std::memory_order_acquire)) {
+      WaitWhilePaused();
+      continue;
+    }
     absl::Status status = vcpu_->Run();
     if (absl::IsCancelled(status)) {
       ++exit_counts_[static_cast<size_t>(ExitKind::kInterrupted)];

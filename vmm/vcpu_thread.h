@@ -10,6 +10,8 @@
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "vmm/bus.h"
 #include "vmm/kvm.h"
 #include "vmm/stop_request.h"
@@ -35,11 +37,23 @@ class VcpuThread {
   void Start();
   // Makes KVM_RUN return (now or before it is next entered) and joins the thread.
   void StopAndJoin();
+  // Takes the vCPU out of KVM_RUN and holds it there until Resume. Returns once the vCPU is
+  // held, or its thread has ended (the VM is stopping), so the guest runs no instruction after.
+  void Pause();
+  void Resume();
   KvmVcpu& vcpu() { return *vcpu_; }
   const ExitCounts& exit_counts() const { return exit_counts_; }  // valid after StopAndJoin
 
  private:
   void Loop();
+  void RunUntilStopped();
+  // Holds the thread while a pause is requested (and the VM is not stopping).
+  void WaitWhilePaused();
+  bool HeldOrExited() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return held_ || exited_; }
+  bool ResumedOrStopping() const {
+    return !pause_requested_.load(std::memory_order_acquire) ||
+           stopping_.load(std::memory_order_acquire);
+  }
   // Handles one exit; returns false when the VM must stop.
   bool HandleExit();
   void HandleIo(kvm_run* run);
@@ -51,6 +65,11 @@ class VcpuThread {
   Bus* mmio_bus_;
   StopRequest* stop_;
   std::atomic<bool> stopping_{false};
+  // Read without the lock before each KVM_RUN; changed under mutex_ so waiters re-check.
+  std::atomic<bool> pause_requested_{false};
+  absl::Mutex mutex_;
+  bool held_ ABSL_GUARDED_BY(mutex_) = false;
+  bool exited_ ABSL_GUARDED_BY(mutex_) = false;
   std::thread thread_;
   ExitCounts exit_counts_{};
 };

@@ -350,6 +350,24 @@ void Vm::Stop() {
   for (auto& vcpu : vcpus_) vcpu->StopAndJoin();
 }
 
+void Vm::Pause() {
+  if (paused_) return;
+  for (auto& vcpu : vcpus_) vcpu->Pause();
+  for (auto& vcpu : vcpus_) {
+    absl::Status noted = vcpu->vcpu().NoteGuestPaused();
+    if (!noted.ok() && !absl::IsInvalidArgument(noted)) {
+      Log(LogLevel::kDebug, "%s", noted.message());
+    }
+  }
+  paused_ = true;
+}
+
+void Vm::Resume() {
+  if (!paused_) return;
+  for (auto& vcpu : vcpus_) vcpu->Resume();
+  paused_ = false;
+}
+
 size_t Vm::SendConsoleInput(std::span<const uint8_t> bytes) {
   return virtio_console_ != nullptr ? virtio_console_->SendInput(bytes)
                                     : serial_->EnqueueInput(bytes);

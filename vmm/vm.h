@@ -53,6 +53,10 @@ class Vm {
   void Start();
   // Stops and joins every vCPU thread; the VM cannot be restarted afterwards.
   void Stop();
+  // Holds every vCPU out of KVM_RUN / lets them run again (see VcpuThread::Pause).
+  void Pause();
+  void Resume();
+  bool paused() const { return paused_; }
   // Hands console input to the guest's console device (UART or virtio-console, per [console]);
   // returns how many bytes it took.
   size_t SendConsoleInput(std::span<const uint8_t> bytes);
@@ -94,6 +98,7 @@ class Vm {
   virtio::VirtioConsole* virtio_console_ = nullptr;
   std::vector<BusRegistration> registrations_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;
+  bool paused_ = false;
 };
 
 }  // namespace minivmm

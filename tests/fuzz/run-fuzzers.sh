@@ -23,6 +23,7 @@ declare -A sources=(
     guest-firmware/elf_kernel.cc guest-firmware/kernel_image.cc guest-firmware/kaslr.cc
     guest-firmware/linux_loader.cc guest-firmware/e820.cc guest-firmware/zero_page.cc
     guest-firmware/long_mode.cc vmm/memory_layout.cc vmm/shared_bytes.cc"
+  [http_request_fuzzer]="vmm/http_request.cc"
 )
 # target name -> pkg-config packages besides Abseil
 declare -A packages=(
@@ -31,7 +32,7 @@ declare -A packages=(
 common="vmm/guest_memory.cc vmm/errno_status.cc vmm/log.cc"
 
 status=0
-for target in virtqueue_fuzzer virtio_blk_fuzzer kernel_image_fuzzer; do
+for target in virtqueue_fuzzer virtio_blk_fuzzer kernel_image_fuzzer http_request_fuzzer; do
   libs="$absl ${packages[$target]:-}"
   binary=$out/$target
   # shellcheck disable=SC2086  # word lists on purpose

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A script drives a running guest through the API socket with `minivmm ctl`: info, pause (the
 # guest's clock-driven console ticks stop while paused), resume (they go on), reboot (init runs
-# again, boot 2), shutdown (minivmm exits 0 and removes its socket). A second minivmm given the
-# same socket is refused before it builds a VM, and leaves the first one's socket working.
+# again, boot 2), shutdown while paused (minivmm exits 0 and removes its socket). A second
+# minivmm given the same socket is refused before it builds a VM, and leaves the first one's
+# socket working.
 set -euo pipefail
 . "$(dirname "$0")/../lib/vm-test.sh"
 vmtest_enter_kvm "$@"
@@ -89,6 +90,8 @@ ctl reboot >/dev/null
 wait_for "init of the second boot" '[ "$(grep -c MINIVMM-L2-INIT "$out" || true)" -ge 2 ]'
 ctl info | grep -qF '"boot":2' || vmtest_fail "info after reboot is not boot 2"
 
+# A shutdown while paused must still end minivmm: the held vCPUs are released to stop.
+ctl pause >/dev/null
 ctl shutdown >/dev/null
 set +e
 wait "$pid"

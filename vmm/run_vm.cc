@@ -47,10 +47,10 @@ class CurrentVmControl : public VmControl {
     info.set_state(vm_ != nullptr && vm_->paused() ? "paused" : "running");
     info.set_vcpus(config_.vcpus);
     info.set_memory_mib(config_.memory_mib);
-    // The full-reservation rule: with any passed-through function, all guest RAM is pinned.
-    const bool pinned = !config_.passthrough.empty();
-    info.mutable_reservation()->set_pinned(pinned);
-    info.mutable_reservation()->set_reserved_mib(pinned ? config_.memory_mib : 0);
+    // What this boot actually pinned (the full-reservation rule: all of it, with passthrough).
+    const uint64_t pinned = vm_ != nullptr ? vm_->pinned_bytes() : 0;
+    info.mutable_reservation()->set_pinned(pinned != 0);
+    info.mutable_reservation()->set_reserved_mib(pinned >> 20);
     for (const PassthroughConfig& function : config_.passthrough) {
       info.add_passthrough()->set_host_address(function.address);
     }

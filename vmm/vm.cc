@@ -350,6 +350,8 @@ void Vm::Stop() {
   for (auto& vcpu : vcpus_) vcpu->StopAndJoin();
 }
 
+uint64_t Vm::pinned_bytes() const { return dma_container_ != nullptr ? memory_->total_size() : 0; }
+
 void Vm::Pause() {
   if (paused_) return;
   for (auto& vcpu : vcpus_) vcpu->Pause();

@@ -57,6 +57,8 @@ class Vm {
   void Pause();
   void Resume();
   bool paused() const { return paused_; }
+  // Guest memory pinned for DMA: all of it with a passed-through function, else none.
+  uint64_t pinned_bytes() const;
   // Hands console input to the guest's console device (UART or virtio-console, per [console]);
   // returns how many bytes it took.
   size_t SendConsoleInput(std::span<const uint8_t> bytes);

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # VFIO passthrough of a real (emulated by the outer QEMU) PCIe NIC: L1 has two e1000e on one
 # hub; the one bound to vfio-pci is passed to L2, whose e1000e driver brings the link up and
-# pings the other one (in L1) with no loss. A run stopped by SIGTERM follows, then the same
-# ping over INTx (pci=nomsi), which shows the function was released and reset after power-off
-# and after SIGTERM. L2 reads the NIC's expansion ROM.
+# pings the other one (in L1) with no loss. A run stopped by SIGTERM follows (its API info
+# shows all memory pinned), then the same ping over INTx (pci=nomsi), which shows the function
+# was released and reset after power-off and after SIGTERM. L2 reads the NIC's expansion ROM.
 # A second function rides along in the first run: QEMU's edu device; L2 reads its ID register
 # and exercises its liveness register through the passed-through BAR.
 # Then the failures a user can cause: a locked-memory limit too low for the full reservation,
@@ -79,7 +79,8 @@ vmtest_expect_in msi.out "liveness=0xEDCBA987"
 printf 'echo PASSTHROUGH-READY\nsleep 600\n' >"$w/wait.sh"
 vmtest_guest_script "$w/wait.sh" "$w/initramfs-wait"
 sed "s|$w/initramfs\"|$w/initramfs-wait\"|" "$w/nic-only.toml" >"$w/sigterm.toml"
-"$MINIVMM_BIN" --config "$w/sigterm.toml" </dev/null >"$w/sigterm.out" 2>"$w/sigterm.err" &
+"$MINIVMM_BIN" --config "$w/sigterm.toml" --api_socket "$w/api.sock" </dev/null \
+	>"$w/sigterm.out" 2>"$w/sigterm.err" &
 pid=$!
 for _ in $(seq 1 240); do
 	grep -q PASSTHROUGH-READY "$w/sigterm.out" && break
@@ -87,6 +88,12 @@ for _ in $(seq 1 240); do
 	sleep 0.5
 done
 grep -q PASSTHROUGH-READY "$w/sigterm.out" || { kill -KILL "$pid"; vmtest_fail "the SIGTERM run's guest did not start"; }
+# The API's info reports the full reservation and the function.
+info=$("$MINIVMM_BIN" ctl --api_socket "$w/api.sock" info) || { kill -KILL "$pid"; vmtest_fail "ctl info failed"; }
+echo "info: $info"
+for field in '"reservation":{"reserved_mib":"256","pinned":true}' "\"passthrough\":[{\"host_address\":\"$bdf\"}]"; do
+	grep -qF "$field" <<<"$info" || { kill -KILL "$pid"; vmtest_fail "info lacks $field"; }
+done
 kill -TERM "$pid"
 set +e
 wait "$pid"

@@ -11,23 +11,10 @@
 #include "vmm/api_routes.h"
 #include "vmm/errno_status.h"
 #include "vmm/log.h"
+#include "vmm/unix_socket.h"
 
 namespace minivmm {
 namespace {
-
-absl::StatusOr<sockaddr_un> UnixAddress(const std::filesystem::path& path) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  const std::string name = path.string();
-  if (name.empty() || name.size() >= sizeof(address.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "API socket path '%s' must be 1 to %d bytes long (a unix socket limit): choose a "
-        "shorter path",
-        name, sizeof(address.sun_path) - 1));
-  }
-  std::memcpy(address.sun_path, name.data(), name.size());
-  return address;
-}
 
 // A socket file left by a minivmm that died is replaced; one another process serves, or a file
 // that is not a socket, is the user's and stays.
@@ -39,9 +26,7 @@ absl::Status RemoveStaleSocket(const std::filesystem::path& path, const sockaddr
         "API socket path %s exists and is not a socket: remove it or choose another path",
         path.string()));
   }
-  UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!probe.valid()) return ErrnoError("socket(AF_UNIX)");
-  if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0) {
+  if (ConnectUnixSocket(address).ok()) {
     return absl::AlreadyExistsError(absl::StrFormat(
         "API socket %s is in use by another process (another minivmm?): stop it or choose "
         "another path",
@@ -58,7 +43,7 @@ absl::Status RemoveStaleSocket(const std::filesystem::path& path, const sockaddr
 
 absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const std::filesystem::path& path,
                                                              EventLoop* loop, VmControl* vm) {
-  MINIVMM_ASSIGN_OR_RETURN(sockaddr_un address, UnixAddress(path));
+  MINIVMM_ASSIGN_OR_RETURN(sockaddr_un address, UnixSocketAddress(path));
   MINIVMM_RETURN_IF_ERROR(RemoveStaleSocket(path, address));
   UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!listener.valid()) return ErrnoError("socket(AF_UNIX)");

@@ -13,6 +13,7 @@
 #include "vmm/api.pb.h"
 #include "vmm/errno_status.h"
 #include "vmm/unique_fd.h"
+#include "vmm/unix_socket.h"
 
 namespace minivmm {
 namespace {
@@ -24,24 +25,14 @@ constexpr char kCtlUsage[] =
 constexpr size_t kMaxAnswerBytes = 1 << 20;
 
 absl::StatusOr<UniqueFd> Connect(const std::filesystem::path& socket_path) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  const std::string name = socket_path.string();
-  if (name.empty() || name.size() >= sizeof(address.sun_path)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("API socket path '%s' is empty or too long for a unix socket", name));
-  }
-  std::memcpy(address.sun_path, name.data(), name.size());
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return ErrnoError("socket(AF_UNIX)");
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
-    const int err = errno;
-    if (err == ENOENT || err == ECONNREFUSED) {
-      return absl::UnavailableError(
-          absl::StrFormat("no minivmm serves %s (%s): is the VM running with --api_socket %s?",
-                          name, std::strerror(err), name));
-    }
-    return ErrnoError(absl::StrFormat("connect(%s)", name), err);
+  MINIVMM_ASSIGN_OR_RETURN(sockaddr_un address, UnixSocketAddress(socket_path));
+  absl::StatusOr<UniqueFd> fd = ConnectUnixSocket(address);
+  if (absl::IsNotFound(fd.status()) || absl::IsUnavailable(fd.status())) {
+    // ENOENT, ECONNREFUSED: no socket, or one nobody listens on any more.
+    return absl::UnavailableError(absl::StrFormat(
+        "no minivmm serves %s (%s): is the VM running with --api_socket %s?", socket_path.string(),
+        absl::IsNotFound(fd.status()) ? "no such socket" : "nothing listens on it",
+        socket_path.string()));
   }
   return fd;
 }

@@ -15,6 +15,7 @@
 #include "tests/unit/fake_vm_control.h"
 #include "tests/unit/scratch_dir.h"
 #include "vmm/ctl_command.h"
+#include "vmm/unix_socket.h"
 
 namespace minivmm {
 namespace {
@@ -25,14 +26,8 @@ using testing_scratch::ScratchDir;
 
 // A raw client socket connected to path (or invalid).
 UniqueFd ConnectTo(const std::filesystem::path& path) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    return UniqueFd();
-  }
-  return fd;
+  absl::StatusOr<UniqueFd> fd = ConnectUnixSocket(*UnixSocketAddress(path));
+  return fd.ok() ? std::move(*fd) : UniqueFd();
 }
 
 std::string ReadAll(int fd) {
@@ -65,6 +60,18 @@ class ApiServerTest : public ::testing::Test {
   void StopServing() {
     serving_ = false;
     if (thread_.joinable()) thread_.join();
+  }
+  // The HTTP status a vm.info request gets, or -1 when the request fails.
+  int InfoStatus() {
+    absl::StatusOr<HttpAnswer> info = SendApiRequest(socket_path_, "GET", "/api/v1/vm.info");
+    EXPECT_TRUE(info.ok()) << info.status();
+    return info.ok() ? info->status : -1;
+  }
+  // What a minivmm that was killed leaves: a bound socket file nobody listens on.
+  void LeaveStaleSocket() {
+    UniqueFd stale(::socket(AF_UNIX, SOCK_STREAM, 0));
+    const sockaddr_un address = *UnixSocketAddress(socket_path_);
+    ASSERT_EQ(::bind(stale.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)), 0);
   }
 
   ScratchDir dir_{"api_server_test"};
@@ -105,20 +112,11 @@ TEST_F(ApiServerTest, SocketIsPrivateToTheUserAndRemovedWithTheServer) {
 }
 
 TEST_F(ApiServerTest, AStaleSocketFileIsReplaced) {
-  {
-    // What a minivmm that was killed leaves: a bound socket file nobody listens on.
-    UniqueFd stale(::socket(AF_UNIX, SOCK_STREAM, 0));
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::strncpy(address.sun_path, socket_path_.c_str(), sizeof(address.sun_path) - 1);
-    ASSERT_EQ(::bind(stale.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  }
+  LeaveStaleSocket();
   absl::StatusOr<std::unique_ptr<ApiServer>> server = CreateServer();
   ASSERT_TRUE(server.ok()) << server.status();
   Serve();
-  absl::StatusOr<HttpAnswer> info = SendApiRequest(socket_path_, "GET", "/api/v1/vm.info");
-  ASSERT_TRUE(info.ok()) << info.status();
-  EXPECT_EQ(info->status, 200);
+  EXPECT_EQ(InfoStatus(), 200);
 }
 
 TEST_F(ApiServerTest, ASocketAnotherServerUsesIsRefusedAndKeepsWorking) {
@@ -129,9 +127,7 @@ TEST_F(ApiServerTest, ASocketAnotherServerUsesIsRefusedAndKeepsWorking) {
   EXPECT_THAT(second.status().message(), HasSubstr("is in use by another process"));
   EXPECT_THAT(second.status().message(), HasSubstr(socket_path_.string()));
   Serve();
-  absl::StatusOr<HttpAnswer> info = SendApiRequest(socket_path_, "GET", "/api/v1/vm.info");
-  ASSERT_TRUE(info.ok()) << info.status();
-  EXPECT_EQ(info->status, 200);
+  EXPECT_EQ(InfoStatus(), 200);
 }
 
 TEST_F(ApiServerTest, ARegularFileAtThePathIsRefusedAndKept) {
@@ -168,13 +164,9 @@ TEST_F(ApiServerTest, AnIdleClientDoesNotBlockOthersAndTooManyAreTurnedAway) {
   Serve();
   std::vector<UniqueFd> idle;
   idle.push_back(ConnectTo(socket_path_));
-  absl::StatusOr<HttpAnswer> info = SendApiRequest(socket_path_, "GET", "/api/v1/vm.info");
-  ASSERT_TRUE(info.ok()) << info.status();
-  EXPECT_EQ(info->status, 200);
+  EXPECT_EQ(InfoStatus(), 200);
   while (idle.size() < ApiServer::kMaxConnections) idle.push_back(ConnectTo(socket_path_));
-  absl::StatusOr<HttpAnswer> refused = SendApiRequest(socket_path_, "GET", "/api/v1/vm.info");
-  ASSERT_TRUE(refused.ok()) << refused.status();
-  EXPECT_EQ(refused->status, 503);
+  EXPECT_EQ(InfoStatus(), 503);
   // Once the idle clients go, the server answers again.
   idle.clear();
   absl::StatusOr<HttpAnswer> later;
@@ -191,8 +183,12 @@ TEST_F(ApiServerTest, CtlWithoutAServerSaysWhichSocketNobodyServes) {
   ::testing::internal::CaptureStderr();
   EXPECT_EQ(RunCtlCommand({"info"}, socket_path_.string()), 1);
   const std::string err = ::testing::internal::GetCapturedStderr();
-  EXPECT_THAT(err, HasSubstr("no minivmm serves " + socket_path_.string()));
+  EXPECT_THAT(err, HasSubstr("no minivmm serves " + socket_path_.string() + " (no such socket)"));
   EXPECT_THAT(err, HasSubstr("--api_socket"));
+  LeaveStaleSocket();
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(RunCtlCommand({"info"}, socket_path_.string()), 1);
+  EXPECT_THAT(::testing::internal::GetCapturedStderr(), HasSubstr("(nothing listens on it)"));
 }
 
 TEST_F(ApiServerTest, CtlPrintsTheServersErrorAndFails) {

@@ -65,7 +65,8 @@ class VcpuThread {
   Bus* mmio_bus_;
   StopRequest* stop_;
   std::atomic<bool> stopping_{false};
-  // Read without the lock before each KVM_RUN; changed under mutex_ so waiters re-check.
+  // Read without the lock before each KVM_RUN. Pause sets it before the kick; Resume clears it
+  // under mutex_, so a held thread's Await re-checks.
   std::atomic<bool> pause_requested_{false};
   absl::Mutex mutex_;
   bool held_ ABSL_GUARDED_BY(mutex_) = false;

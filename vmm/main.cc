@@ -8,6 +8,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/clock.h"
+#include "passthrough/passthrough_command.h"
 #include "vmm/cache_command.h"
 #include "vmm/config.h"
 #include "vmm/ctl_command.h"
@@ -18,6 +19,7 @@
 ABSL_FLAG(std::string, config, "", "Path of the VM description (TOML), e.g. configs/example.toml");
 ABSL_FLAG(std::string, api_socket, "",
           "Unix socket to serve the API on (minivmm --config), or to send a command to (ctl)");
+ABSL_FLAG(bool, force, false, "passthrough bind: bind even though the host uses the function");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level shown: debug, info, warning, error");
 
@@ -29,6 +31,7 @@ constexpr char kUsage[] =
     "Usage: minivmm --config vm.toml [--api_socket PATH] [--log_level=info]\n"
     "       minivmm ctl --api_socket PATH info|pause|resume|reboot|shutdown\n"
     "       minivmm cache list|clear\n"
+    "       minivmm passthrough check|list|bind BDF [--force]|release BDF\n"
     "\n"
     "  --config PATH     the VM description (TOML); keys are documented in\n"
     "                    configs/example.toml\n"
@@ -39,6 +42,9 @@ constexpr char kUsage[] =
     "  --version         the version\n"
     "  cache list        the decompressed kernels minivmm keeps ($XDG_CACHE_HOME/minivmm)\n"
     "  cache clear       removes them\n"
+    "  passthrough ...   host setup for VFIO: check the IOMMU, list PCI functions\n"
+    "                    with IOMMU group, driver and host use, bind one to\n"
+    "                    vfio-pci, release it to its host driver\n"
     "  ctl COMMAND       drives the minivmm serving --api_socket: info prints its\n"
     "                    state (JSON); pause, resume, reboot and shutdown act on it\n"
     "\n"
@@ -93,6 +99,12 @@ int main(int argc, char** argv) {
     std::vector<std::string> args(positional.begin() + 2, positional.end());
     if (command == "cache") return minivmm::RunCacheCommand(args);
     if (command == "ctl") return minivmm::RunCtlCommand(args, absl::GetFlag(FLAGS_api_socket));
+    if (command == "passthrough") {
+      const minivmm::HostPci pci;
+      minivmm::RealSysfsWriter writer;
+      return minivmm::RunPassthroughCommand(args, absl::GetFlag(FLAGS_force),
+                                            {.pci = &pci, .writer = &writer}, stdout, stderr);
+    }
     std::fprintf(stderr, "minivmm: unexpected argument '%s' (see minivmm --help)\n", positional[1]);
     return minivmm::kExitError;
   }

@@ -10,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/fake_sysfs.h"
 
 namespace minivmm {
 namespace {
@@ -19,47 +20,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 std::string Message(const absl::Status& status) { return std::string(status.message()); }
-
-// A sysfs look-alike in a temporary directory: /sys/bus/pci/devices/BDF directories with
-// `driver` and `iommu_group` symlinks, /sys/kernel/iommu_groups/N/devices/BDF links back.
-class FakeSysfs {
- public:
-  FakeSysfs() {
-    std::string pattern = (fs::temp_directory_path() / "host_pci_test.XXXXXX").string();
-    root_ = ::mkdtemp(pattern.data());
-    fs::create_directories(root_ / "bus/pci/devices");
-    fs::create_directories(root_ / "bus/pci/drivers");
-    fs::create_directories(root_ / "kernel/iommu_groups");
-  }
-  ~FakeSysfs() {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-
-  // A device; group < 0 leaves it without an iommu_group link; driver "" leaves it unbound.
-  void AddDevice(const std::string& bdf, int group, const std::string& driver) {
-    const fs::path device = root_ / "devices/pci0000:00" / bdf;
-    fs::create_directories(device);
-    fs::create_directory_symlink(device, root_ / "bus/pci/devices" / bdf);
-    if (!driver.empty()) {
-      fs::create_directories(root_ / "bus/pci/drivers" / driver);
-      fs::create_directory_symlink(root_ / "bus/pci/drivers" / driver, device / "driver");
-    }
-    if (group >= 0) {
-      const fs::path group_dir = root_ / "kernel/iommu_groups" / std::to_string(group);
-      fs::create_directories(group_dir / "devices");
-      // The kernel's links are relative ("../../../kernel/iommu_groups/7"); only the last
-      // component matters.
-      fs::create_directory_symlink(group_dir, device / "iommu_group");
-      fs::create_directory_symlink(device, group_dir / "devices" / bdf);
-    }
-  }
-
-  std::string root() const { return root_.string(); }
-
- private:
-  fs::path root_;
-};
 
 TEST(PciAddressTest, ParsesFullAndShortForms) {
   absl::StatusOr<PciAddress> full = ParsePciAddress("0001:0a:1f.7");

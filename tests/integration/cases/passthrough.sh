@@ -13,9 +13,7 @@ set -euo pipefail
 vmtest_enter_kvm "$@"
 
 w=$vmtest_work
-bdf=${MINIVMM_L1_VFIO_BDF:-}
-peer=${MINIVMM_L1_PEER_IF:-}
-[ -n "$bdf" ] && [ -n "$peer" ] || vmtest_fail "needs the harness's L1 (a vfio-pci NIC and its peer)"
+vmtest_l1_nics
 ip addr add 169.254.200.1/24 dev "$peer"
 ip link set "$peer" up
 
@@ -79,15 +77,8 @@ vmtest_expect_in msi.out "liveness=0xEDCBA987"
 printf 'echo PASSTHROUGH-READY\nsleep 600\n' >"$w/wait.sh"
 vmtest_guest_script "$w/wait.sh" "$w/initramfs-wait"
 sed "s|$w/initramfs\"|$w/initramfs-wait\"|" "$w/nic-only.toml" >"$w/sigterm.toml"
-"$MINIVMM_BIN" --config "$w/sigterm.toml" --api_socket "$w/api.sock" </dev/null \
-	>"$w/sigterm.out" 2>"$w/sigterm.err" &
-pid=$!
-for _ in $(seq 1 240); do
-	grep -q PASSTHROUGH-READY "$w/sigterm.out" && break
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.5
-done
-grep -q PASSTHROUGH-READY "$w/sigterm.out" || { kill -KILL "$pid"; vmtest_fail "the SIGTERM run's guest did not start"; }
+vmtest_start_until sigterm PASSTHROUGH-READY --config "$w/sigterm.toml" --api_socket "$w/api.sock"
+pid=$vmtest_pid
 # The API's info reports the full reservation and the function.
 info=$("$MINIVMM_BIN" ctl --api_socket "$w/api.sock" info) || { kill -KILL "$pid"; vmtest_fail "ctl info failed"; }
 echo "info: $info"

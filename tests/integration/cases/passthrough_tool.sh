@@ -9,9 +9,7 @@ set -euo pipefail
 vmtest_enter_kvm "$@"
 
 w=$vmtest_work
-bdf=${MINIVMM_L1_VFIO_BDF:-}
-peer=${MINIVMM_L1_PEER_IF:-}
-[ -n "$bdf" ] && [ -n "$peer" ] || vmtest_fail "needs the harness's L1 (a vfio-pci NIC and its peer)"
+vmtest_l1_nics
 peer_bdf=$(basename "$(readlink -f "/sys/class/net/$peer/device")")
 tool() { "$MINIVMM_BIN" passthrough "$@"; }
 driver_of() { basename "$(readlink "/sys/bus/pci/devices/$1/driver")"; }
@@ -44,14 +42,8 @@ VMTEST_INITRAMFS=$w/initramfs-wait
 vmtest_guest_script "$w/wait.sh" "$VMTEST_INITRAMFS"
 vmtest_config "$w/wait.toml" run
 printf '[[passthrough]]\ndevice = "%s"\n' "$bdf" >>"$w/wait.toml"
-"$MINIVMM_BIN" --config "$w/wait.toml" </dev/null >"$w/wait.out" 2>"$w/wait.err" &
-pid=$!
-for _ in $(seq 1 240); do
-	grep -q PASSTHROUGH-READY "$w/wait.out" && break
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.5
-done
-grep -q PASSTHROUGH-READY "$w/wait.out" || { kill -KILL "$pid"; cat "$w/wait.err"; vmtest_fail "the guest holding the NIC did not start"; }
+vmtest_start_until wait PASSTHROUGH-READY --config "$w/wait.toml"
+pid=$vmtest_pid
 expect_fail release-busy "is open in pid $pid (minivmm): power that VM off first" tool release "$bdf"
 kill -TERM "$pid"
 wait "$pid" || true

@@ -83,6 +83,32 @@ vmtest_run() {
 	tail -n 15 "$vmtest_work/$name.out"
 }
 
+# vmtest_start_until NAME TEXT MINIVMM_ARGS...: starts minivmm in the background (stdout in
+# $vmtest_work/NAME.out, stderr in NAME.err) and waits up to 120 s for TEXT on the guest
+# console; sets vmtest_pid. Fails, killing minivmm, if TEXT never comes.
+vmtest_start_until() {
+	local name=$1 text=$2
+	shift 2
+	"$MINIVMM_BIN" "$@" </dev/null >"$vmtest_work/$name.out" 2>"$vmtest_work/$name.err" &
+	vmtest_pid=$!
+	for _ in $(seq 1 240); do
+		grep -qF -- "$text" "$vmtest_work/$name.out" && return 0
+		kill -0 "$vmtest_pid" 2>/dev/null || break
+		sleep 0.5
+	done
+	kill -KILL "$vmtest_pid" 2>/dev/null || true
+	cat "$vmtest_work/$name.err"
+	vmtest_fail "$name: the guest did not print $text"
+}
+
+# vmtest_l1_nics: sets bdf (the NIC bound to vfio-pci) and peer (the interface of its peer NIC)
+# from the harness's L1, or fails.
+vmtest_l1_nics() {
+	bdf=${MINIVMM_L1_VFIO_BDF:-}
+	peer=${MINIVMM_L1_PEER_IF:-}
+	[ -n "$bdf" ] && [ -n "$peer" ] || vmtest_fail "needs the harness's L1 (a vfio-pci NIC and its peer)"
+}
+
 vmtest_expect_rc() {
 	[ "$vmtest_rc" -eq "$1" ] || vmtest_fail "expected exit code $1, got $vmtest_rc"
 }

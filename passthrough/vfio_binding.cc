@@ -44,19 +44,21 @@ std::string DevicePath(const HostPci& host, const std::string& bdf) {
 std::vector<std::string> HostUsesOf(const HostPci& host, const std::string& bdf) {
   const fs::path device = DevicePath(host, bdf);
   std::vector<std::string> uses;
+  // Iterators advance with an error_code: sysfs and /proc entries may vanish while we read, and
+  // that must not throw.
   std::error_code ec;
-  for (const fs::directory_entry& entry : fs::directory_iterator(device / "net", ec)) {
-    if (InterfaceIsUp(entry.path())) {
-      uses.push_back(
-          absl::StrFormat("network interface %s is up", entry.path().filename().string()));
+  for (fs::directory_iterator it(device / "net", ec), end; !ec && it != end; it.increment(ec)) {
+    if (InterfaceIsUp(it->path())) {
+      uses.push_back(absl::StrFormat("network interface %s is up", it->path().filename().string()));
     }
   }
   // Disks sit a few levels down (ata/host/target/.../block/sda, nvme/nvme0/nvme0n1): walk real
   // directories only; sysfs links (subsystem, driver) lead back up the tree.
-  fs::recursive_directory_iterator it(device, ec), end;
-  for (; !ec && it != end; it.increment(ec)) {
+  ec.clear();
+  for (fs::recursive_directory_iterator it(device, ec), end; !ec && it != end; it.increment(ec)) {
     if (it.depth() >= 6) it.disable_recursion_pending();
-    if (it->is_symlink(ec) || !it->is_directory(ec)) continue;
+    std::error_code entry_ec;
+    if (it->is_symlink(entry_ec) || !it->is_directory(entry_ec)) continue;
     if (it->path().parent_path().filename() == "block") {
       uses.push_back(absl::StrFormat("disk %s", it->path().filename().string()));
     }
@@ -68,14 +70,16 @@ std::vector<std::string> VfioGroupHolders(const std::string& proc_root, int grou
   const std::string group_node = absl::StrFormat("/dev/vfio/%d", group);
   std::vector<std::string> holders;
   std::error_code ec;
-  for (const fs::directory_entry& process : fs::directory_iterator(proc_root, ec)) {
-    const std::string pid = process.path().filename().string();
+  for (fs::directory_iterator process(proc_root, ec), end; !ec && process != end;
+       process.increment(ec)) {
+    const std::string pid = process->path().filename().string();
     if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
     std::error_code fd_ec;
-    for (const fs::directory_entry& fd : fs::directory_iterator(process.path() / "fd", fd_ec)) {
+    for (fs::directory_iterator fd(process->path() / "fd", fd_ec); !fd_ec && fd != end;
+         fd.increment(fd_ec)) {
       std::error_code link_ec;
-      if (fs::read_symlink(fd.path(), link_ec) == group_node) {
-        holders.push_back(absl::StrFormat("pid %s (%s)", pid, ReadLine(process.path() / "comm")));
+      if (fs::read_symlink(fd->path(), link_ec) == group_node) {
+        holders.push_back(absl::StrFormat("pid %s (%s)", pid, ReadLine(process->path() / "comm")));
         break;
       }
     }

@@ -36,9 +36,10 @@ class HostPci {
   absl::Status CheckAssignable(std::string_view bdf) const;
 
   const std::string& sysfs_root() const { return root_; }
+  // The sysfs folder of bdf (canonical form): ROOT/bus/pci/devices/BDF.
+  std::string DevicePath(const std::string& bdf) const;
 
  private:
-  std::string DevicePath(const std::string& bdf) const;
   absl::Status RequireDevice(const std::string& bdf) const;
 
   std::string root_;

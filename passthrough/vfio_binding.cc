@@ -35,14 +35,10 @@ bool InterfaceIsUp(const fs::path& interface_dir) {
   return ec == std::errc() && (value & 0x1) != 0;
 }
 
-std::string DevicePath(const HostPci& host, const std::string& bdf) {
-  return absl::StrFormat("%s/bus/pci/devices/%s", host.sysfs_root(), bdf);
-}
-
 }  // namespace
 
 std::vector<std::string> HostUsesOf(const HostPci& host, const std::string& bdf) {
-  const fs::path device = DevicePath(host, bdf);
+  const fs::path device = host.DevicePath(bdf);
   std::vector<std::string> uses;
   // Iterators advance with an error_code: sysfs and /proc entries may vanish while we read, and
   // that must not throw.
@@ -108,7 +104,7 @@ absl::StatusOr<std::string> BindToVfioPci(const HostPci& host, SysfsWriter& writ
     return absl::FailedPreconditionError(
         "the vfio-pci driver is not loaded: run modprobe vfio-pci, then bind again");
   }
-  const std::string device = DevicePath(host, bdf);
+  const std::string device = host.DevicePath(bdf);
   MINIVMM_RETURN_IF_ERROR(writer.Write(device + "/driver_override", kVfioPci));
   absl::Status status = absl::OkStatus();
   if (!driver.empty()) status = writer.Write(device + "/driver/unbind", bdf);
@@ -153,7 +149,7 @@ absl::StatusOr<std::string> ReleaseFromVfioPci(const HostPci& host, SysfsWriter&
         "off first",
         bdf, group, absl::StrJoin(holders, ", ")));
   }
-  const std::string device = DevicePath(host, bdf);
+  const std::string device = host.DevicePath(bdf);
   const std::string root = host.sysfs_root();
   // An empty override lets the kernel match drivers by ID again.
   MINIVMM_RETURN_IF_ERROR(writer.Write(device + "/driver_override", "\n"));

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 
 #include "absl/strings/str_format.h"
 #include "vmm/api_routes.h"
@@ -104,23 +105,22 @@ void ApiServer::ReadFrom(int fd) {
   HttpRequestReader::State state = HttpRequestReader::State::kIncomplete;
   if (n > 0) state = connection.reader.Feed(std::string_view(buffer, n));
   if (state == HttpRequestReader::State::kIncomplete && n > 0) return;
-  // Answer on this connection, then close it (the answer says Connection: close).
+  // Answer on this connection (unless the peer hung up before finishing its request), then
+  // close it: the answer says Connection: close.
+  std::optional<HttpResponse> response;
+  if (state == HttpRequestReader::State::kComplete) {
+    const HttpRequest& request = connection.reader.request();
+    Log(LogLevel::kDebug, "API: %s %s", request.method, request.target);
+    response = HandleApiRequest(request, *vm_);
+  } else if (state == HttpRequestReader::State::kBad) {
+    response = HttpResponse{.status = connection.reader.error_status(),
+                            .body = ApiErrorJson(connection.reader.error()),
+                            .allow = {}};
+  }
   UniqueFd owned = std::move(connection.fd);
   loop_->Unwatch(fd);
-  if (state == HttpRequestReader::State::kComplete) {
-    const HttpRequest request = connection.reader.request();
-    connections_.erase(it);
-    Log(LogLevel::kDebug, "API: %s %s", request.method, request.target);
-    Answer(owned.get(), HandleApiRequest(request, *vm_));
-  } else if (state == HttpRequestReader::State::kBad) {
-    const HttpResponse response{.status = connection.reader.error_status(),
-                                .body = ApiErrorJson(connection.reader.error()),
-                                .allow = {}};
-    connections_.erase(it);
-    Answer(owned.get(), response);
-  } else {
-    connections_.erase(it);  // the peer closed before finishing its request
-  }
+  connections_.erase(it);
+  if (response) Answer(owned.get(), *response);
 }
 
 void ApiServer::Answer(int fd, const HttpResponse& response) {

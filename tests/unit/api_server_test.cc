@@ -179,6 +179,30 @@ TEST_F(ApiServerTest, AnIdleClientDoesNotBlockOthersAndTooManyAreTurnedAway) {
   EXPECT_EQ(later->status, 200);
 }
 
+TEST_F(ApiServerTest, AClientThatHangsUpMidRequestIsForgotten) {
+  absl::StatusOr<std::unique_ptr<ApiServer>> server = CreateServer();
+  ASSERT_TRUE(server.ok()) << server.status();
+  Serve();
+  // One slot short of the limit stays open; a half-sent request then takes the last slot and
+  // hangs up. Only if the server forgets it is there room for the next request.
+  std::vector<UniqueFd> idle;
+  while (idle.size() + 1 < ApiServer::kMaxConnections) idle.push_back(ConnectTo(socket_path_));
+  {
+    UniqueFd quitter = ConnectTo(socket_path_);
+    ASSERT_TRUE(quitter.valid());
+    const std::string partial = "GET /api/v1/vm.info HTTP/1.1\r\nHost: x";
+    ASSERT_EQ(::write(quitter.get(), partial.data(), partial.size()), ssize_t(partial.size()));
+  }
+  int status = 0;
+  for (int i = 0; i < 100 && status != 200; ++i) {
+    status = InfoStatus();
+    if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(status, 200);
+  StopServing();
+  EXPECT_THAT(vm_.calls, ::testing::IsEmpty());
+}
+
 TEST_F(ApiServerTest, CtlWithoutAServerSaysWhichSocketNobodyServes) {
   ::testing::internal::CaptureStderr();
   EXPECT_EQ(RunCtlCommand({"info"}, socket_path_.string()), 1);

@@ -137,9 +137,9 @@ aml::Bytes EcamReservationDevice(const AcpiPciHostBridge& pci) {
 }
 
 // DSDT: \_S5 gives the SLP_TYP value (AcpiMachine::s5_sleep_type) that the sleep control register
-// then receives (see devices/acpi_sleep_control.h). A hardware-reduced guest has no 8259 PIC and
-// maps no ISA IRQ on its own, so legacy devices with an interrupt are described here: Linux's PNP
-// layer then routes their IRQs through the IOAPIC.
+// then receives (see devices/legacy/acpi_sleep_control.h). A hardware-reduced guest has no 8259 PIC
+// and maps no ISA IRQ on its own, so legacy devices with an interrupt are described here: Linux's
+// PNP layer then routes their IRQs through the IOAPIC.
 size_t WriteDsdt(ByteWriter& w, const AcpiMachine& m) {
   const size_t start = BeginTable(w, "DSDT", 2);
   aml::Bytes body = aml::Name("_S5_", aml::PackageOfIntegers({m.s5_sleep_type, 0, 0, 0}));

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "vmm/memory_layout.h"
+#include "vmm/core/memory_layout.h"
 
 namespace minivmm {
 namespace {

@@ -7,7 +7,7 @@
 #include <span>
 #include <vector>
 
-#include "vmm/guest_memory.h"
+#include "vmm/core/guest_memory.h"
 
 namespace minivmm {
 

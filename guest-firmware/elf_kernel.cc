@@ -8,7 +8,7 @@
 #include <optional>
 
 #include "absl/strings/str_format.h"
-#include "vmm/errno_status.h"
+#include "vmm/base/errno_status.h"
 
 namespace minivmm {
 namespace {

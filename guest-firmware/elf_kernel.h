@@ -10,8 +10,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "vmm/guest_memory.h"
-#include "vmm/shared_bytes.h"
+#include "vmm/base/shared_bytes.h"
+#include "vmm/core/guest_memory.h"
 
 namespace minivmm {
 

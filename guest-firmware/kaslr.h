@@ -21,7 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "guest-firmware/elf_kernel.h"
-#include "vmm/guest_memory.h"
+#include "vmm/core/guest_memory.h"
 
 namespace minivmm {
 

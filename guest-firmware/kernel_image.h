@@ -15,7 +15,7 @@
 #include "guest-firmware/bzimage.h"
 #include "guest-firmware/elf_kernel.h"
 #include "guest-firmware/kaslr.h"
-#include "vmm/shared_bytes.h"
+#include "vmm/base/shared_bytes.h"
 
 namespace minivmm {
 

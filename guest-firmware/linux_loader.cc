@@ -13,8 +13,8 @@
 #include "guest-firmware/kaslr.h"
 #include "guest-firmware/long_mode.h"
 #include "guest-firmware/zero_page.h"
-#include "vmm/errno_status.h"
-#include "vmm/memory_layout.h"
+#include "vmm/base/errno_status.h"
+#include "vmm/core/memory_layout.h"
 
 namespace minivmm {
 namespace {

@@ -11,7 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "guest-firmware/kernel_image.h"
-#include "vmm/guest_memory.h"
+#include "vmm/core/guest_memory.h"
 
 namespace minivmm {
 

@@ -1,7 +1,7 @@
 #include "guest-firmware/long_mode.h"
 
-#include "vmm/errno_status.h"
-#include "vmm/memory_layout.h"
+#include "vmm/base/errno_status.h"
+#include "vmm/core/memory_layout.h"
 
 namespace minivmm {
 namespace {

@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
-#include "vmm/guest_memory.h"
+#include "vmm/core/guest_memory.h"
 
 namespace minivmm {
 
@@ -29,7 +29,7 @@ inline constexpr std::array<uint64_t, 5> kBootGdt = {
 // command line and initramfs wherever the loader places them below 4 GiB.
 inline constexpr uint64_t kIdentityMappedBytes = 4ull << 30;
 
-// Writes the GDT and the page tables to their fixed addresses (vmm/memory_layout.h).
+// Writes the GDT and the page tables to their fixed addresses (vmm/core/memory_layout.h).
 absl::Status WriteLongModeTables(GuestMemory& memory);
 
 }  // namespace minivmm

@@ -11,7 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "vmm/pci_address.h"
+#include "vmm/base/pci_address.h"
 
 namespace minivmm {
 

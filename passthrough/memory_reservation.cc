@@ -1,7 +1,7 @@
 #include "passthrough/memory_reservation.h"
 
 #include "absl/strings/str_format.h"
-#include "vmm/errno_status.h"
+#include "vmm/base/errno_status.h"
 
 namespace minivmm {
 namespace {

@@ -36,7 +36,7 @@ int CountEntries(const fs::path& dir) {
   return count;
 }
 
-int Check(const PassthroughHost& host, std::FILE* out, std::FILE* err) {
+int Check(const PassthroughCommandHost& host, std::FILE* out, std::FILE* err) {
   const std::string root = host.pci->sysfs_root();
   const int groups = CountEntries(root + "/kernel/iommu_groups");
   if (groups == 0) {
@@ -57,7 +57,7 @@ int Check(const PassthroughHost& host, std::FILE* out, std::FILE* err) {
   return 0;
 }
 
-int List(const PassthroughHost& host, std::FILE* out) {
+int List(const PassthroughCommandHost& host, std::FILE* out) {
   const fs::path devices = host.pci->sysfs_root() + "/bus/pci/devices";
   std::vector<std::string> bdfs;
   std::error_code ec;
@@ -101,7 +101,7 @@ int Report(const absl::StatusOr<std::string>& result, std::FILE* out, std::FILE*
 }  // namespace
 
 int RunPassthroughCommand(const std::vector<std::string>& args, bool force,
-                          const PassthroughHost& host, std::FILE* out, std::FILE* err) {
+                          const PassthroughCommandHost& host, std::FILE* out, std::FILE* err) {
   const std::string command = args.empty() ? "" : args[0];
   if (args.size() == 1 && command == "check") return Check(host, out, err);
   if (args.size() == 1 && command == "list") return List(host, out);

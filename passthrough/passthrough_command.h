@@ -13,7 +13,9 @@
 
 namespace minivmm {
 
-struct PassthroughHost {
+// The host a command acts on: where sysfs is read, who writes it, where /proc is (fakes in
+// tests). Named for the command it serves; the file holds that one command.
+struct PassthroughCommandHost {
   const HostPci* pci;
   SysfsWriter* writer;
   std::string proc_root = "/proc";
@@ -22,7 +24,7 @@ struct PassthroughHost {
 // args: the words after `passthrough`. Prints results on out and one error line on err;
 // returns the process exit code (0, or 1 on any error).
 int RunPassthroughCommand(const std::vector<std::string>& args, bool force,
-                          const PassthroughHost& host, std::FILE* out, std::FILE* err);
+                          const PassthroughCommandHost& host, std::FILE* out, std::FILE* err);
 
 }  // namespace minivmm
 

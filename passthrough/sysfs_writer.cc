@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include "absl/strings/str_format.h"
-#include "vmm/errno_status.h"
-#include "vmm/unique_fd.h"
+#include "vmm/base/errno_status.h"
+#include "vmm/base/unique_fd.h"
 
 namespace minivmm {
 

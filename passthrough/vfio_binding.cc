@@ -8,8 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "vmm/errno_status.h"
-#include "vmm/pci_address.h"
+#include "vmm/base/errno_status.h"
+#include "vmm/base/pci_address.h"
 
 namespace minivmm {
 namespace {

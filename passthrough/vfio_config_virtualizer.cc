@@ -8,8 +8,8 @@
 #include <map>
 
 #include "absl/strings/str_format.h"
-#include "vmm/errno_status.h"
-#include "vmm/log.h"
+#include "vmm/base/errno_status.h"
+#include "vmm/base/log.h"
 
 namespace minivmm {
 namespace {

@@ -32,7 +32,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "devices/pci/pci_config_space.h"
-#include "vmm/msi_interrupt.h"
+#include "vmm/core/msi_interrupt.h"
 
 namespace minivmm {
 

@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_format.h"
 #include "passthrough/vfio_device_fd.h"
-#include "vmm/errno_status.h"
+#include "vmm/base/errno_status.h"
 
 namespace minivmm {
 

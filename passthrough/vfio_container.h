@@ -20,7 +20,7 @@
 #include "absl/status/statusor.h"
 #include "passthrough/host_pci.h"
 #include "passthrough/vfio_device.h"
-#include "vmm/unique_fd.h"
+#include "vmm/base/unique_fd.h"
 
 namespace minivmm {
 

@@ -13,7 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "passthrough/vfio_device.h"
-#include "vmm/unique_fd.h"
+#include "vmm/base/unique_fd.h"
 
 namespace minivmm {
 
@@ -63,8 +63,7 @@ class VfioDeviceFd final : public VfioDevice {
   absl::StatusOr<VfioRegionInfo> GetRegionInfo(uint32_t index) override;
   absl::StatusOr<VfioIrqInfo> GetIrqInfo(uint32_t index) override;
   absl::Status ReadRegion(uint32_t index, uint64_t offset, std::span<uint8_t> data) override;
-  absl::Status WriteRegion(uint32_t index, uint64_t offset,
-                           std::span<const uint8_t> data) override;
+  absl::Status WriteRegion(uint32_t index, uint64_t offset, std::span<const uint8_t> data) override;
   // Also accepts a range that ends in the page holding an area's end when that end is not
   // page-aligned (a BAR smaller than a page: vfio-pci maps the whole page, reserved for it).
   absl::StatusOr<void*> MmapRegion(uint32_t index, uint64_t offset, uint64_t size) override;

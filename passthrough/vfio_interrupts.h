@@ -16,13 +16,13 @@
 #include "absl/status/statusor.h"
 #include "passthrough/vfio_config_virtualizer.h"
 #include "passthrough/vfio_device.h"
-#include "vmm/msi_interrupt.h"
+#include "vmm/core/msi_interrupt.h"
 
 namespace minivmm {
 
 // An MSI or MSI-X vector for a passed-through device: an eventfd that VFIO signals when the
 // device raises the vector, injected by KVM (irqfd) as the message last set. The VMM adapts
-// KvmMsiInterrupt (vmm/kvm_msi.h), whose event_fd() is exactly this.
+// KvmMsiInterrupt (vmm/kvm/kvm_msi.h), whose event_fd() is exactly this.
 class VfioVector {
  public:
   virtual ~VfioVector() = default;

@@ -11,8 +11,8 @@
 
 #include "absl/strings/str_format.h"
 #include "passthrough/vfio_device_fd.h"
-#include "vmm/errno_status.h"
-#include "vmm/log.h"
+#include "vmm/base/errno_status.h"
+#include "vmm/base/log.h"
 
 namespace minivmm {
 namespace {

@@ -26,30 +26,14 @@
 #include "absl/synchronization/mutex.h"
 #include "devices/pci/msix.h"
 #include "devices/pci/pci_function.h"
+#include "passthrough/bar_memory_mapper.h"
 #include "passthrough/vfio_config_virtualizer.h"
 #include "passthrough/vfio_device.h"
 #include "passthrough/vfio_interrupts.h"
-#include "vmm/bus.h"
-#include "vmm/msi_interrupt.h"
+#include "vmm/core/bus.h"
+#include "vmm/core/msi_interrupt.h"
 
 namespace minivmm {
-
-// Maps host memory (an mmap of a device BAR) into guest-physical space so that guest accesses
-// do not exit. The VMM implements it with KVM memory slots; tests use a fake.
-class BarMemoryMapper {
- public:
-  // One mapped range; destroying it removes the mapping from the guest.
-  class Mapping {
-   public:
-    virtual ~Mapping() = default;
-  };
-
-  virtual ~BarMemoryMapper() = default;
-  // guest_address, size and host are page-aligned. Fails if the range cannot be mapped (e.g.
-  // it overlaps guest RAM or no slot is free); the caller then traps the range instead.
-  virtual absl::StatusOr<std::unique_ptr<Mapping>> Map(uint64_t guest_address, uint64_t size,
-                                                       void* host) = 0;
-};
 
 struct VfioPciResources {
   Bus* mmio_bus = nullptr;  // trapped parts of memory BARs, the MSI-X table and PBA, the ROM

@@ -12,8 +12,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "vmm/config.h"
-#include "vmm/unique_fd.h"
+#include "vmm/base/unique_fd.h"
+#include "vmm/config/config.h"
 
 namespace minivmm {
 

@@ -2,10 +2,10 @@
 
 #include <sys/random.h>
 
-#include "devices/virtio/file_block_backend.h"
-#include "devices/virtio/tap.h"
+#include "devices/virtio/backends/file_block_backend.h"
+#include "devices/virtio/backends/tap.h"
 #include "passthrough/memory_reservation.h"
-#include "vmm/errno_status.h"
+#include "vmm/base/errno_status.h"
 
 namespace minivmm {
 namespace {

@@ -13,7 +13,7 @@
 #include "devices/virtio/block_backend.h"
 #include "devices/virtio/net_backend.h"
 #include "passthrough/vfio_container.h"
-#include "vmm/config.h"
+#include "vmm/config/config.h"
 
 namespace minivmm {
 

@@ -9,11 +9,11 @@
 #include "absl/flags/usage.h"
 #include "absl/time/clock.h"
 #include "passthrough/passthrough_command.h"
-#include "vmm/cache_command.h"
-#include "vmm/config.h"
-#include "vmm/ctl_command.h"
-#include "vmm/exit_codes.h"
-#include "vmm/log.h"
+#include "vmm/api/ctl_command.h"
+#include "vmm/base/exit_codes.h"
+#include "vmm/base/log.h"
+#include "vmm/boot/cache_command.h"
+#include "vmm/config/config.h"
 #include "vmm/run_vm.h"
 
 ABSL_FLAG(std::string, config, "", "Path of the VM description (TOML), e.g. configs/example.toml");

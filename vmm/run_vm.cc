@@ -6,13 +6,13 @@
 
 #include <string>
 
-#include "vmm/api_server.h"
-#include "vmm/boot_images.h"
+#include "vmm/api/api_server.h"
+#include "vmm/base/errno_status.h"
+#include "vmm/base/event_loop.h"
+#include "vmm/base/exit_codes.h"
+#include "vmm/base/log.h"
+#include "vmm/boot/boot_images.h"
 #include "vmm/console.h"
-#include "vmm/errno_status.h"
-#include "vmm/event_loop.h"
-#include "vmm/exit_codes.h"
-#include "vmm/log.h"
 #include "vmm/vm.h"
 
 namespace minivmm {

@@ -7,7 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "vmm/config.h"
+#include "vmm/config/config.h"
 
 namespace minivmm {
 
@@ -17,7 +17,7 @@ struct RunOptions {
   std::filesystem::path api_socket;
 };
 
-// Returns the process exit code (vmm/exit_codes.h), or an error for the caller to print.
+// Returns the process exit code (vmm/base/exit_codes.h), or an error for the caller to print.
 absl::StatusOr<int> RunVm(const VmConfig& config, const RunOptions& options);
 
 }  // namespace minivmm

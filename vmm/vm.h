@@ -9,14 +9,14 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "guest-firmware/kernel_image.h"
-#include "vmm/bus.h"
-#include "vmm/config.h"
-#include "vmm/guest_memory.h"
+#include "vmm/boot/boot_images.h"
+#include "vmm/config/config.h"
+#include "vmm/core/bus.h"
+#include "vmm/core/guest_memory.h"
+#include "vmm/core/stop_request.h"
 #include "vmm/host_backends.h"
-#include "vmm/kvm.h"
-#include "vmm/stop_request.h"
-#include "vmm/vcpu_thread.h"
+#include "vmm/kvm/kvm.h"
+#include "vmm/vcpu/vcpu_thread.h"
 
 namespace minivmm {
 
@@ -35,12 +35,6 @@ class VfioContainer;
 namespace virtio {
 class VirtioConsole;
 }
-
-// The guest's boot images, read and validated before any KVM object exists.
-struct BootImages {
-  KernelImage kernel;
-  std::vector<uint8_t> initramfs;
-};
 
 class Vm {
  public:

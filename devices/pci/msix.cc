@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 namespace minivmm {
 namespace {

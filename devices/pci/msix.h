@@ -16,7 +16,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "vmm/msi_interrupt.h"
+#include "vmm/core/msi_interrupt.h"
 
 namespace minivmm {
 

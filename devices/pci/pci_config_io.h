@@ -9,7 +9,7 @@
 #include <cstdint>
 
 #include "devices/pci/pci_root.h"
-#include "vmm/bus.h"
+#include "vmm/core/bus.h"
 
 namespace minivmm {
 

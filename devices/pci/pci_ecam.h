@@ -5,7 +5,7 @@
 #define MINIVMM_DEVICES_PCI_PCI_ECAM_H_
 
 #include "devices/pci/pci_root.h"
-#include "vmm/bus.h"
+#include "vmm/core/bus.h"
 
 namespace minivmm {
 

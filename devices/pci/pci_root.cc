@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 namespace minivmm {
 namespace {

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
-#include "vmm/errno_status.h"
+#include "vmm/base/errno_status.h"
 
 namespace minivmm::virtio {
 namespace {

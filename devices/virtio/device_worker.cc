@@ -1,14 +1,13 @@
 #include "devices/virtio/device_worker.h"
 
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
 
 #include "absl/strings/str_format.h"
-#include "vmm/errno_status.h"
-#include "vmm/log.h"
+#include "vmm/base/errno_status.h"
+#include "vmm/base/log.h"
 
 namespace minivmm::virtio {
 namespace {
@@ -22,8 +21,8 @@ absl::StatusOr<std::unique_ptr<DeviceWorker>> DeviceWorker::Start(std::string na
                                                                   std::vector<Handler> handlers) {
   UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll.valid()) return ErrnoError(absl::StrFormat("epoll_create1(%s worker)", name));
-  UniqueFd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!stop.valid()) return ErrnoError(absl::StrFormat("eventfd(%s worker)", name));
+  absl::StatusOr<EventFd> stop = EventFd::Create(absl::StrFormat("%s worker", name));
+  if (!stop.ok()) return stop.status();
   auto watch = [&](int fd, uint64_t key, bool edge_triggered) -> absl::Status {
     epoll_event event{};
     // An fd already readable when added is reported once in either mode (ep_insert polls it).
@@ -34,20 +33,19 @@ absl::StatusOr<std::unique_ptr<DeviceWorker>> DeviceWorker::Start(std::string na
     }
     return absl::OkStatus();
   };
-  MINIVMM_RETURN_IF_ERROR(watch(stop.get(), kStopKey, /*edge_triggered=*/false));
+  MINIVMM_RETURN_IF_ERROR(watch(stop->fd(), kStopKey, /*edge_triggered=*/false));
   for (size_t i = 0; i < handlers.size(); ++i) {
     MINIVMM_RETURN_IF_ERROR(watch(handlers[i].fd, i, handlers[i].edge_triggered));
   }
   std::unique_ptr<DeviceWorker> worker(
-      new DeviceWorker(std::move(name), std::move(epoll), std::move(stop), std::move(handlers)));
+      new DeviceWorker(std::move(name), std::move(epoll), std::move(*stop), std::move(handlers)));
   worker->thread_ = std::thread([w = worker.get()] { w->Run(); });
   return worker;
 }
 
 DeviceWorker::~DeviceWorker() {
-  const uint64_t one = 1;
-  if (::write(stop_.get(), &one, sizeof(one)) != sizeof(one)) {
-    Log(LogLevel::kError, "%s worker: cannot signal stop: %s", name_, strerror(errno));
+  if (absl::Status signalled = stop_.Signal(); !signalled.ok()) {
+    Log(LogLevel::kError, "%s worker: cannot signal stop: %s", name_, signalled.ToString());
   }
   if (thread_.joinable()) thread_.join();
 }

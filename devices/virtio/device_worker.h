@@ -12,7 +12,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "vmm/unique_fd.h"
+#include "vmm/base/event_fd.h"
+#include "vmm/base/unique_fd.h"
 
 namespace minivmm::virtio {
 
@@ -39,7 +40,7 @@ class DeviceWorker {
   ~DeviceWorker();
 
  private:
-  DeviceWorker(std::string name, UniqueFd epoll, UniqueFd stop, std::vector<Handler> handlers)
+  DeviceWorker(std::string name, UniqueFd epoll, EventFd stop, std::vector<Handler> handlers)
       : name_(std::move(name)),
         epoll_(std::move(epoll)),
         stop_(std::move(stop)),
@@ -48,7 +49,7 @@ class DeviceWorker {
 
   std::string name_;
   UniqueFd epoll_;
-  UniqueFd stop_;  // eventfd: readable once the worker must exit
+  EventFd stop_;  // readable once the worker must exit
   std::vector<Handler> handlers_;
   std::thread thread_;
 };

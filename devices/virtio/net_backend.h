@@ -1,6 +1,6 @@
 // The host side of a virtio-net device: a packet-oriented fd that carries Ethernet frames, each
 // prefixed by the virtio-net header (virtio 1.2 §5.1.6). A Linux tap with IFF_VNET_HDR and
-// TUNSETVNETHDRSZ 12 is one (devices/virtio/tap.h); tests use a SOCK_SEQPACKET socketpair.
+// TUNSETVNETHDRSZ 12 is one (devices/virtio/backends/tap.h); tests use a SOCK_SEQPACKET socketpair.
 #ifndef MINIVMM_DEVICES_VIRTIO_NET_BACKEND_H_
 #define MINIVMM_DEVICES_VIRTIO_NET_BACKEND_H_
 

@@ -2,7 +2,7 @@
 
 #include <unistd.h>
 
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 namespace minivmm::virtio {
 
@@ -53,11 +53,6 @@ bool ServeQueue(SplitVirtqueue& queue, GuestMemory& memory, const ActiveQueue& a
     if (!wanted.ok() || *wanted) active.signal_used();
   }
   return healthy;
-}
-
-void DrainKick(int event_fd) {
-  uint64_t count;
-  (void)!::read(event_fd, &count, sizeof(count));
 }
 
 }  // namespace minivmm::virtio

@@ -10,6 +10,7 @@
 #include "devices/virtio/descriptor_chain.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtqueue.h"
+#include "vmm/base/event_fd.h"
 
 namespace minivmm::virtio {
 
@@ -23,7 +24,7 @@ bool ServeQueue(SplitVirtqueue& queue, GuestMemory& memory, const ActiveQueue& a
                 std::string_view device, const ChainHandler& handle);
 
 // Reads an eventfd to reset its count (a kick was seen; the queue is served next).
-void DrainKick(int event_fd);
+inline void DrainKick(int event_fd) { DrainEventFd(event_fd); }
 
 }  // namespace minivmm::virtio
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 namespace minivmm::virtio {
 namespace {

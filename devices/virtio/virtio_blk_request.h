@@ -17,7 +17,7 @@
 
 #include "devices/virtio/block_backend.h"
 #include "devices/virtio/descriptor_chain.h"
-#include "vmm/guest_memory.h"
+#include "vmm/core/guest_memory.h"
 
 namespace minivmm::virtio {
 

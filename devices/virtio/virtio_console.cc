@@ -2,7 +2,6 @@
 
 #include <linux/virtio_console.h>
 #include <linux/virtio_ids.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,8 +12,8 @@
 #include "absl/strings/str_format.h"
 #include "devices/virtio/queue_server.h"
 #include "devices/virtio/ring_features.h"
-#include "vmm/errno_status.h"
-#include "vmm/log.h"
+#include "vmm/base/errno_status.h"
+#include "vmm/base/log.h"
 
 namespace minivmm::virtio {
 namespace {
@@ -32,12 +31,6 @@ static_assert(kEmergWriteOffset == 8);
 // Output at most this much per transmit chain in one go; the rest of the chain follows in
 // further calls of the sink. Bounds the span list, not the chain.
 constexpr uint64_t kMaxOutputPerCall = 64 * 1024;
-
-void Signal(int event_fd) {
-  const uint64_t one = 1;
-  // EAGAIN means the counter is saturated: a wakeup is pending anyway.
-  (void)!::write(event_fd, &one, sizeof(one));
-}
 
 }  // namespace
 
@@ -72,11 +65,12 @@ absl::Status VirtioConsole::Activate(Activation activation) {
   int input_fd;
   {
     absl::MutexLock input_lock(&input_mutex_);
-    if (!input_event_.valid()) {
-      input_event_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      if (!input_event_.valid()) return ErrnoError("eventfd(virtio-console input)");
+    if (!input_event_.has_value()) {
+      absl::StatusOr<EventFd> created = EventFd::Create("virtio-console input");
+      if (!created.ok()) return created.status();
+      input_event_ = std::move(*created);
     }
-    input_fd = input_event_.get();
+    input_fd = input_event_->fd();
   }
   const bool event_idx = (activation.features >> kRingEventIdxFeature) & 1;
   const bool indirect = (activation.features >> kRingIndirectDescFeature) & 1;
@@ -107,7 +101,7 @@ absl::Status VirtioConsole::Activate(Activation activation) {
                         }});
     // Input that waited for a driver is looked at as soon as the worker runs: SendInput
     // signalled input_fd when it arrived, or did not know it yet.
-    Signal(input_fd);
+    (void)SignalEventFd(input_fd);
     handlers.push_back({input_fd, [this, input_fd] {
                           DrainKick(input_fd);
                           DeliverInput();
@@ -139,7 +133,7 @@ size_t VirtioConsole::SendInput(std::span<const uint8_t> bytes) {
   absl::MutexLock lock(&input_mutex_);
   const size_t accepted = std::min(bytes.size(), kInputCapacity - pending_input_.size());
   pending_input_.insert(pending_input_.end(), bytes.begin(), bytes.begin() + accepted);
-  if (accepted > 0 && input_event_.valid()) Signal(input_event_.get());
+  if (accepted > 0 && input_event_.has_value()) (void)input_event_->Signal();
   return accepted;
 }
 

@@ -22,7 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "devices/virtio/device_worker.h"
 #include "devices/virtio/virtio_device.h"
-#include "vmm/unique_fd.h"
+#include "vmm/base/event_fd.h"
 
 namespace minivmm::virtio {
 
@@ -94,7 +94,7 @@ class VirtioConsole : public VirtioDevice {
   std::deque<uint8_t> pending_input_ ABSL_GUARDED_BY(input_mutex_);
   // eventfd that wakes the worker when input arrives. Created on the first activation and kept
   // until destruction, so a worker never sees it closed.
-  UniqueFd input_event_ ABSL_GUARDED_BY(input_mutex_);
+  std::optional<EventFd> input_event_ ABSL_GUARDED_BY(input_mutex_);
 };
 
 }  // namespace minivmm::virtio

@@ -13,7 +13,7 @@
 
 #include "absl/status/status.h"
 #include "devices/virtio/virtqueue.h"
-#include "vmm/guest_memory.h"
+#include "vmm/core/guest_memory.h"
 
 namespace minivmm::virtio {
 

@@ -2,7 +2,6 @@
 
 #include <linux/if_tun.h>
 #include <linux/virtio_ids.h>
-#include <sys/eventfd.h>
 #include <sys/uio.h>
 
 #include <algorithm>
@@ -13,8 +12,8 @@
 #include "absl/strings/str_format.h"
 #include "devices/virtio/queue_server.h"
 #include "devices/virtio/ring_features.h"
-#include "vmm/errno_status.h"
-#include "vmm/log.h"
+#include "vmm/base/errno_status.h"
+#include "vmm/base/log.h"
 
 namespace minivmm::virtio {
 namespace {
@@ -150,11 +149,12 @@ absl::Status VirtioNet::Activate(Activation activation) {
   features_ = activation.features;
   report_broken_ = std::move(activation.report_broken);
   broken_ = false;
-  if (!resume_.valid()) {
-    resume_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!resume_.valid()) return ErrnoError("eventfd(virtio-net resume)");
+  if (!resume_.has_value()) {
+    absl::StatusOr<EventFd> created = EventFd::Create("virtio-net resume");
+    if (!created.ok()) return created.status();
+    resume_ = std::move(*created);
   }
-  DrainKick(resume_.get());  // a resume left over from before a reset
+  resume_->Drain();  // a resume left over from before a reset
   const bool event_idx = Has(activation.features, kRingEventIdxFeature);
   const bool indirect = Has(activation.features, kRingIndirectDescFeature);
   for (const ActiveQueue& q : activation.queues) {
@@ -184,7 +184,7 @@ absl::Status VirtioNet::Activate(Activation activation) {
                         }});
   }
   if (handlers.empty()) return absl::OkStatus();  // the driver enabled neither queue
-  const int resume_fd = resume_.get();
+  const int resume_fd = resume_->fd();
   handlers.push_back({resume_fd, [this, resume_fd] {
                         DrainKick(resume_fd);
                         ProcessReceive();
@@ -244,8 +244,7 @@ void VirtioNet::Finish(Queue& queue, bool used, Round round) {
     if (!wanted.ok() || *wanted) queue.active.signal_used();
   }
   if (round == Round::kMore) {
-    const uint64_t one = 1;
-    (void)!::write(resume_.get(), &one, sizeof(one));
+    (void)resume_->Signal();
   }
   if (round == Round::kBroken) {
     broken_ = true;

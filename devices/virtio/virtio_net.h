@@ -17,7 +17,7 @@
 #include "devices/virtio/device_worker.h"
 #include "devices/virtio/net_backend.h"
 #include "devices/virtio/virtio_device.h"
-#include "vmm/unique_fd.h"
+#include "vmm/base/event_fd.h"
 
 namespace minivmm::virtio {
 
@@ -129,7 +129,7 @@ class VirtioNet : public VirtioDevice {
   std::optional<RxBuffer> rx_buffer_ ABSL_GUARDED_BY(mutex_);
   // Where a frame too long for rx_buffer_ overflows to, which tells it did not fit.
   uint8_t rx_spare_byte_ ABSL_GUARDED_BY(mutex_) = 0;
-  UniqueFd resume_ ABSL_GUARDED_BY(mutex_);  // eventfd: a round stopped with work left
+  std::optional<EventFd> resume_ ABSL_GUARDED_BY(mutex_);  // a round stopped with work left
   std::unique_ptr<DeviceWorker> worker_ ABSL_GUARDED_BY(mutex_);
   bool broken_ ABSL_GUARDED_BY(mutex_) = false;
   NetCounters counters_ ABSL_GUARDED_BY(mutex_);

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstring>
 
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 namespace minivmm::virtio {
 namespace {

@@ -3,15 +3,14 @@
 #include <linux/pci_regs.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_pci.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cstring>
 
 #include "absl/strings/str_format.h"
 #include "devices/virtio/ring_features.h"
-#include "vmm/errno_status.h"
-#include "vmm/log.h"
+#include "vmm/base/errno_status.h"
+#include "vmm/base/log.h"
 
 namespace minivmm::virtio {
 namespace {
@@ -140,9 +139,9 @@ VirtioPciFunction::VirtioPciFunction(std::unique_ptr<VirtioDevice> device,
 absl::Status VirtioPciFunction::Init() {
   bar_device_ = std::make_shared<BarDevice>(this);
   for (size_t i = 0; i < device_->queue_max_sizes().size(); ++i) {
-    UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!fd.valid()) return ErrnoError(absl::StrFormat("eventfd(%s queue %d)", name_, i));
-    kick_fds_.push_back(std::move(fd));
+    absl::StatusOr<EventFd> kick = EventFd::Create(absl::StrFormat("%s queue %d", name_, i));
+    if (!kick.ok()) return kick.status();
+    kick_fds_.push_back(std::move(*kick));
   }
   return absl::OkStatus();
 }
@@ -207,7 +206,7 @@ void VirtioPciFunction::UpdateDoorbells() {
     absl::StatusOr<std::unique_ptr<MmioWriteEvents::Registration>> registration =
         resources_.write_events->Watch(
             *mapped_bar_ + Layout::kNotify + Layout::kNotifyOffMultiplier * i, 2,
-            kick_fds_[i].get());
+            kick_fds_[i].fd());
     if (!registration.ok()) {
       Log(LogLevel::kWarning, "%s: queue %d notifications will trap: %s", name_, i,
           registration.status().ToString());
@@ -233,7 +232,7 @@ void VirtioPciFunction::Activate() {
     }
     const uint16_t index = static_cast<uint16_t>(i);
     activation.queues.push_back(
-        {index, q.layout(), kick_fds_[i].get(), [this, index] { SignalQueue(index); }});
+        {index, q.layout(), kick_fds_[i].fd(), [this, index] { SignalQueue(index); }});
   }
   activation.report_broken = [this] {
     needs_reset_.store(true);
@@ -258,10 +257,7 @@ void VirtioPciFunction::ResetDevice() {
   doorbells_.clear();
   isr_.store(0);
   resources_.intx->SetLevel(false);
-  for (UniqueFd& fd : kick_fds_) {
-    uint64_t count;
-    (void)!::read(fd.get(), &count, sizeof(count));  // drop kicks meant for the old queues
-  }
+  for (EventFd& kick : kick_fds_) kick.Drain();  // drop kicks meant for the old queues
 }
 
 void VirtioPciFunction::ReadBar(uint64_t offset, std::span<uint8_t> data) {
@@ -312,10 +308,7 @@ void VirtioPciFunction::WriteBar(uint64_t offset, std::span<const uint8_t> data)
   } else if (InArea(offset, data.size(), Layout::kNotify)) {
     // A doorbell write that KVM did not turn into an eventfd signal itself.
     const uint64_t queue = (offset - Layout::kNotify) / Layout::kNotifyOffMultiplier;
-    if (queue < kick_fds_.size()) {
-      const uint64_t one = 1;
-      (void)!::write(kick_fds_[queue].get(), &one, sizeof(one));
-    }
+    if (queue < kick_fds_.size()) (void)kick_fds_[queue].Signal();
   } else if (offset >= Layout::kMsixTable && offset < Layout::kMsixPba) {
     msix_->WriteTable(offset - Layout::kMsixTable, data);
   } else {

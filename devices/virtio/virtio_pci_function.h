@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,12 +20,12 @@
 #include "devices/pci/pci_function.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtio_pci_common_config.h"
-#include "vmm/bus.h"
-#include "vmm/guest_memory.h"
-#include "vmm/irq_line.h"
-#include "vmm/mmio_write_events.h"
-#include "vmm/msi_interrupt.h"
-#include "vmm/unique_fd.h"
+#include "vmm/base/event_fd.h"
+#include "vmm/core/bus.h"
+#include "vmm/core/guest_memory.h"
+#include "vmm/core/irq_line.h"
+#include "vmm/core/mmio_write_events.h"
+#include "vmm/core/msi_interrupt.h"
 
 namespace minivmm::virtio {
 
@@ -86,7 +87,7 @@ class VirtioPciFunction : public PciFunction {
   std::unique_ptr<VirtioDevice> device_;
   const VirtioPciResources resources_;
   std::shared_ptr<BarDevice> bar_device_;
-  std::vector<UniqueFd> kick_fds_;  // one eventfd per queue
+  std::vector<EventFd> kick_fds_;  // one per queue
 
   absl::Mutex mutex_;
   PciConfigSpace config_ ABSL_GUARDED_BY(mutex_);

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
-#include "vmm/errno_status.h"
+#include "vmm/base/errno_status.h"
 
 namespace minivmm::virtio {
 namespace {

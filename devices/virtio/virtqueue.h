@@ -13,7 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "devices/virtio/descriptor_chain.h"
-#include "vmm/guest_memory.h"
+#include "vmm/core/guest_memory.h"
 
 namespace minivmm::virtio {
 

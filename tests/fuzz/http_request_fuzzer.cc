@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "vmm/http_request.h"
+#include "vmm/api/http_request.h"
 
 using minivmm::HttpRequestReader;
 

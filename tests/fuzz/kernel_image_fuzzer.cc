@@ -1,7 +1,7 @@
 // libFuzzer target for the kernel file: the fuzz input is the file `kernel` names. It goes down
-// the path minivmm takes at boot (vmm/boot_images.cc): the format from the content, a bzImage's
-// setup header and payload, the payload decompressed on the host (capped small, so a fuzzer's
-// zip bomb costs nothing), the vmlinux's ELF segments and relocation table, and finally
+// the path minivmm takes at boot (vmm/boot/boot_images.cc): the format from the content, a
+// bzImage's setup header and payload, the payload decompressed on the host (capped small, so a
+// fuzzer's zip bomb costs nothing), the vmlinux's ELF segments and relocation table, and finally
 // LoadLinux into a small guest, guest-decompressed and, when the payload decompressed, from the
 // vmlinux too, placed at a random address picked by the input. A kernel file is the user's, not
 // the guest's, but "one clear error naming the file" is the promise: every parse error must name
@@ -23,9 +23,9 @@
 #include "guest-firmware/kernel_image.h"
 #include "guest-firmware/kernel_payload.h"
 #include "guest-firmware/linux_loader.h"
-#include "vmm/guest_memory.h"
-#include "vmm/log.h"
-#include "vmm/memory_layout.h"
+#include "vmm/base/log.h"
+#include "vmm/core/guest_memory.h"
+#include "vmm/core/memory_layout.h"
 
 namespace minivmm {
 namespace {

@@ -22,14 +22,14 @@ declare -A sources=(
   [kernel_image_fuzzer]="guest-firmware/bzimage.cc guest-firmware/kernel_payload.cc
     guest-firmware/elf_kernel.cc guest-firmware/kernel_image.cc guest-firmware/kaslr.cc
     guest-firmware/linux_loader.cc guest-firmware/e820.cc guest-firmware/zero_page.cc
-    guest-firmware/long_mode.cc vmm/memory_layout.cc vmm/shared_bytes.cc"
-  [http_request_fuzzer]="vmm/http_request.cc"
+    guest-firmware/long_mode.cc vmm/core/memory_layout.cc vmm/base/shared_bytes.cc"
+  [http_request_fuzzer]="vmm/api/http_request.cc"
 )
 # target name -> pkg-config packages besides Abseil
 declare -A packages=(
   [kernel_image_fuzzer]="liblzma zlib libzstd liblz4"
 )
-common="vmm/guest_memory.cc vmm/errno_status.cc vmm/log.cc"
+common="vmm/core/guest_memory.cc vmm/base/errno_status.cc vmm/base/log.cc"
 
 status=0
 for target in virtqueue_fuzzer virtio_blk_fuzzer kernel_image_fuzzer http_request_fuzzer; do

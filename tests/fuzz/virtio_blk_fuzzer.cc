@@ -25,8 +25,8 @@
 #include "devices/virtio/block_backend.h"
 #include "devices/virtio/descriptor_chain.h"
 #include "devices/virtio/virtio_blk_request.h"
-#include "vmm/guest_memory.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
+#include "vmm/core/guest_memory.h"
 
 namespace minivmm::virtio {
 namespace {

@@ -19,7 +19,7 @@
 
 #include "devices/virtio/descriptor_chain.h"
 #include "devices/virtio/virtqueue.h"
-#include "vmm/guest_memory.h"
+#include "vmm/core/guest_memory.h"
 
 namespace minivmm::virtio {
 namespace {

@@ -1,0 +1,27 @@
+// What the API socket can do to the VM minivmm runs. run_vm.cc implements it over the current
+// boot's Vm; tests use a fake.
+#ifndef MINIVMM_VMM_API_VM_CONTROL_H_
+#define MINIVMM_VMM_API_VM_CONTROL_H_
+
+#include "absl/status/status.h"
+#include "vmm/api/api.pb.h"
+
+namespace minivmm {
+
+class VmControl {
+ public:
+  virtual ~VmControl() = default;
+
+  virtual api::VmInfo Info() = 0;
+  // FailedPrecondition when the VM is already in the state asked for.
+  virtual absl::Status Pause() = 0;
+  virtual absl::Status Resume() = 0;
+  // Resets the guest: minivmm boots it again, whatever [vm] on_reboot says.
+  virtual absl::Status Reboot() = 0;
+  // Stops the guest at once (like pulling its power) and ends minivmm with exit code 0.
+  virtual absl::Status Shutdown() = 0;
+};
+
+}  // namespace minivmm
+
+#endif  // MINIVMM_VMM_API_VM_CONTROL_H_

@@ -6,7 +6,7 @@
 #
 # L0 is QEMU in pure TCG (software) mode emulating an AMD EPYC with SVM, so
 # the L1 kernel's kvm-amd works (nested SVM). Recipe and measurements:
-# /work/shared/notes/nested-kvm.md.
+# ../shared/notes/nested-kvm.md (beside this checkout).
 #
 # Inside L1 the command sees the host's / read-only (9p), the same cwd, PATH
 # and MINIVMM_* variables, writable tmpfs /tmp and /run, /dev/kvm,

@@ -3,6 +3,7 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_pci.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 
@@ -141,7 +142,10 @@ VirtioPciCommonConfig::Action VirtioPciCommonConfig::Write(uint64_t offset,
   } else if (is(kQueueSelect, 2)) {
     queue_select_ = static_cast<uint16_t>(value);
   } else if (is(kQueueSize, 2)) {
-    if (queue_writable) q->size = static_cast<uint16_t>(value);
+    // The driver may only lower the size (virtio 1.2 §4.1.4.3: "can be modified by the driver
+    // to reduce memory requirements"); more than the device's maximum is clamped to it, so a
+    // driver cannot make a queue, and the work one kick asks for, larger than the device's.
+    if (queue_writable) q->size = std::min(static_cast<uint16_t>(value), q->max_size);
   } else if (is(kQueueMsixVector, 2)) {
     if (q != nullptr) q->msix_vector = CheckVector(static_cast<uint16_t>(value));
   } else if (is(kQueueEnable, 2)) {

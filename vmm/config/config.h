@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "vmm/core/memory_layout.h"
 
 namespace minivmm {
 
@@ -21,7 +22,7 @@ enum class RebootAction { kExit, kRestart };
 // (kAuto, when the format allows), or the guest on every boot (kGuest).
 enum class KernelDecompression { kAuto, kGuest };
 
-inline constexpr uint32_t kMaxVcpus = 64;
+inline constexpr uint32_t kMaxVcpus = layout::kMaxVcpus;
 inline constexpr uint64_t kMinMemoryMib = 32;
 inline constexpr uint64_t kMaxMemoryMib = 1024 * 1024;  // 1 TiB
 

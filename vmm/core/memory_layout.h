@@ -26,6 +26,9 @@ inline constexpr uint64_t kLowMemoryEnd = 0x9fc00;
 inline constexpr uint64_t kAcpiTablesAddress = 0xe0000;
 // Up to the last page below 1 MiB, which holds the reset vector (guest-firmware/reset_vector.h).
 inline constexpr uint64_t kAcpiTablesMaxSize = 0x1f000;
+// The most vCPUs the machine describes: the ACPI tables (one MADT entry per CPU) must fit
+// kAcpiTablesMaxSize for this many, which guest-firmware's tests check. [vm] vcpus stops here.
+inline constexpr uint32_t kMaxVcpus = 64;
 // The protected-mode kernel is loaded at 1 MiB (Linux boot protocol: code32_start default).
 inline constexpr uint64_t kKernelLoadAddress = 0x100000;
 inline constexpr uint64_t kHighMemoryStart = 0x100000;

@@ -10,7 +10,6 @@
 #include "gtest/gtest.h"
 #include "guest-firmware/acpi_tables.h"
 #include "tests/unit/guest-firmware/acpi_view.h"
-#include "vmm/config/config.h"
 #include "vmm/core/memory_layout.h"
 
 namespace minivmm::acpi_testing {
@@ -443,7 +442,7 @@ TEST_F(AcpiTablesTest, WithoutPciThereIsNoHostBridgeAndNoMcfg) {
 
 TEST(AcpiTablesBaseTest, TablesWithPciForTheLargestGuestFitTheBiosArea) {
   AcpiMachine m = MachineWithPci();
-  m.num_cpus = kMaxVcpus;
+  m.num_cpus = layout::kMaxVcpus;
   m.base_address = layout::kAcpiTablesAddress;
   EXPECT_LE(BuildAcpiTables(m).blob.size(), layout::kAcpiTablesMaxSize);
 }

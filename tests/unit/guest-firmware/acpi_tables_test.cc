@@ -8,7 +8,6 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/guest-firmware/acpi_view.h"
-#include "vmm/config/config.h"
 #include "vmm/core/memory_layout.h"
 
 namespace minivmm::acpi_testing {
@@ -97,7 +96,7 @@ TEST(AcpiTablesBaseTest, PointersFollowTheBaseAddress) {
 }
 
 TEST(AcpiTablesBaseTest, TablesForTheLargestGuestFitTheBiosArea) {
-  const AcpiTables tables = BuildAcpiTables(Machine(kMaxVcpus, layout::kAcpiTablesAddress));
+  const AcpiTables tables = BuildAcpiTables(Machine(layout::kMaxVcpus, layout::kAcpiTablesAddress));
   EXPECT_LE(tables.blob.size(), layout::kAcpiTablesMaxSize);
 }
 

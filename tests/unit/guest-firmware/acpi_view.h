@@ -13,7 +13,6 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "guest-firmware/acpi_tables.h"
-#include "vmm/config/config.h"
 #include "vmm/core/memory_layout.h"
 
 namespace minivmm::acpi_testing {

@@ -197,6 +197,17 @@ TEST_F(VirtioPciCommonConfigTest, QueueSizeCanBeLoweredBeforeDriverOk) {
   EXPECT_EQ(config_.queues()[0].size, kQueue0Max);
 }
 
+// The device's maximum is what it can serve; a driver asking for more (up to the spec's 32768)
+// gets the maximum, so the rings it lays out and the work per kick stay bounded by the device.
+TEST_F(VirtioPciCommonConfigTest, QueueSizeAboveTheMaximumIsClampedToIt) {
+  SelectQueue(0);
+  Write16(COMMON(queue_size), 32768);
+  EXPECT_EQ(Read16(COMMON(queue_size)), kQueue0Max);
+  EXPECT_EQ(config_.queues()[0].size, kQueue0Max);
+  Write16(COMMON(queue_size), 0xffff);
+  EXPECT_EQ(config_.queues()[0].size, kQueue0Max);
+}
+
 TEST_F(VirtioPciCommonConfigTest, QueueAddressesAreWrittenAs32BitHalves) {
   // How Linux writes them (vp_iowrite64_twopart).
   SelectQueue(1);

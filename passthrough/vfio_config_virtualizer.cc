@@ -238,6 +238,13 @@ bool VfioConfigVirtualizer::ShadowMsi(std::span<const uint8_t> config, uint8_t o
 
 bool VfioConfigVirtualizer::ShadowMsix(std::span<const uint8_t> config, uint8_t offset,
                                        uint32_t end, const VfioHostFunction& host) {
+  // The 12-byte capability must fit before the next one (and inside the 256 bytes) before any
+  // of it is read: one at 0xf8 or 0xfc would otherwise read past the buffer.
+  if (offset + uint32_t{PCI_CAP_MSIX_SIZEOF} > end) {
+    Log(LogLevel::kWarning, "config space: MSI-X capability at %#x hidden (only %d bytes to %#x)",
+        offset, end - offset, end);
+    return false;
+  }
   const uint32_t table = GetU32(config, offset + PCI_MSIX_TABLE);
   const uint32_t pba = GetU32(config, offset + PCI_MSIX_PBA);
   VfioMsixLayout layout;
@@ -254,8 +261,7 @@ bool VfioConfigVirtualizer::ShadowMsix(std::span<const uint8_t> config, uint8_t 
     return bar <= kMaxBir && kind && *kind != PciBarKind::kIo && at <= *size &&
            length <= *size - at;
   };
-  if (layout.table_size == 0 || offset + uint32_t{PCI_CAP_MSIX_SIZEOF} > end ||
-      !inside(layout.table_bar, layout.table_offset, layout.table_bytes()) ||
+  if (layout.table_size == 0 || !inside(layout.table_bar, layout.table_offset, layout.table_bytes()) ||
       !inside(layout.pba_bar, layout.pba_offset, layout.pba_bytes())) {
     Log(LogLevel::kWarning,
         "config space: MSI-X capability at %#x hidden (table BAR %d + %#x, PBA BAR %d + %#x, "

@@ -1,6 +1,7 @@
 #include "vmm/boot/file_memo.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -48,7 +49,8 @@ std::string FileIdentity(const struct stat& st) {
 }
 
 std::optional<std::string> ReadMemo(const std::filesystem::path& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NOFOLLOW: a memo is a file we wrote, never a link to something else.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd.valid()) return std::nullopt;
   std::string content(kMaxMemoBytes, '\0');
   size_t got = 0;
@@ -65,11 +67,12 @@ std::optional<std::string> ReadMemo(const std::filesystem::path& path) {
 
 void WriteMemo(const std::filesystem::path& path, std::string_view content) {
   if (!MakePrivateDirectories(path.parent_path()).ok()) return;
-  // The pid keeps concurrent writers apart; rename makes the last one win, whole.
-  const std::string temp = absl::StrCat(path.string(), ".tmp-", ::getpid());
-  UniqueFd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (out.valid() &&
-      ::write(out.get(), content.data(), content.size()) == static_cast<ssize_t>(content.size())) {
+  // A new file with a name nobody can predict (mkostemp: O_CREAT | O_EXCL, never through a
+  // planted link); it keeps concurrent writers apart, and rename makes the last one win, whole.
+  std::string temp = absl::StrCat(path.string(), ".tmp-XXXXXX");
+  UniqueFd out(::mkostemp(temp.data(), O_CLOEXEC));
+  if (!out.valid()) return;
+  if (::write(out.get(), content.data(), content.size()) == static_cast<ssize_t>(content.size())) {
     out.Reset();  // closed before the rename
     if (::rename(temp.c_str(), path.c_str()) == 0) return;
   }

@@ -176,7 +176,8 @@ std::string KernelCache::KeyForFile(int fd, std::span<const uint8_t> bzimage) co
     return KeyFor(bzimage);  // the file changed while it was read: trust only the bytes
   }
   const std::optional<std::string> identity = SettledFileIdentity(st, clock_());
-  if (!identity) return KeyFor(bzimage);  // too fresh to be remembered
+  if (!identity) return KeyFor(bzimage);             // too fresh to be remembered
+  if (!CheckTrusted().ok()) return KeyFor(bzimage);  // Lookup says why, once
   const fs::path memo = directory_ / kMemoDirectory / *identity;
   constexpr size_t kSha256HexChars = 64;
   const std::optional<std::string> remembered = ReadMemo(memo);
@@ -190,12 +191,50 @@ std::string KernelCache::KeyForFile(int fd, std::span<const uint8_t> bzimage) co
   return absl::StrCat(sha, "-v", kKernelCacheFormatVersion);
 }
 
+absl::Status KernelCache::CheckTrusted() const {
+  struct stat st;
+  if (::lstat(directory_.c_str(), &st) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return ErrnoError(absl::StrFormat("stat(%s)", directory_.string()));
+  }
+  const std::string fix = "set XDG_CACHE_HOME to a directory of minivmm's own user";
+  if (S_ISLNK(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "kernel cache %s is a symbolic link, which minivmm does not follow: remove it, or %s",
+        directory_.string(), fix));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "kernel cache %s is not a directory: remove it, or %s", directory_.string(), fix));
+  }
+  if (st.st_uid != ::geteuid()) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "kernel cache %s belongs to uid %d, not to minivmm's user (uid %d), who would boot "
+        "what that user put there: %s (with sudo, do not keep the user's HOME: no -E)",
+        directory_.string(), st.st_uid, ::geteuid(), fix));
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "kernel cache %s is writable by other users (mode %04o): chmod go-w it, or %s",
+        directory_.string(), st.st_mode & 07777, fix));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::optional<SharedBytes>> KernelCache::Lookup(const std::string& key) const {
   MINIVMM_RETURN_IF_ERROR(CheckKey(key));
+  MINIVMM_RETURN_IF_ERROR(CheckTrusted());
   const fs::path path = directory_ / absl::StrCat(key, kEntrySuffix);
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NOFOLLOW: an entry is a file Store renamed into place, never a link to elsewhere.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd.valid()) {
     if (errno == ENOENT) return std::nullopt;
+    if (errno == ELOOP) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "kernel cache entry %s is a symbolic link, which minivmm does not follow: remove it "
+          "(minivmm cache clear)",
+          path.string()));
+    }
     return ErrnoError(absl::StrFormat("open(%s)", path.string()));
   }
   struct stat st;
@@ -234,6 +273,7 @@ absl::StatusOr<std::optional<SharedBytes>> KernelCache::Lookup(const std::string
 }
 
 absl::Status KernelCache::PrepareDirectory() const {
+  MINIVMM_RETURN_IF_ERROR(CheckTrusted());
   MINIVMM_RETURN_IF_ERROR(MakePrivateDirectories(directory_));
   if (::access(directory_.c_str(), W_OK | X_OK) != 0) {
     return ErrnoError(absl::StrFormat("cannot write kernel cache %s", directory_.string()));
@@ -243,7 +283,10 @@ absl::Status KernelCache::PrepareDirectory() const {
 
 absl::Status KernelCache::Store(const std::string& key, std::span<const uint8_t> content) const {
   MINIVMM_RETURN_IF_ERROR(CheckKey(key));
+  MINIVMM_RETURN_IF_ERROR(CheckTrusted());
   MINIVMM_RETURN_IF_ERROR(MakePrivateDirectories(directory_));
+  // Re-checked now that it exists: MakePrivateDirectories accepts one made meanwhile.
+  MINIVMM_RETURN_IF_ERROR(CheckTrusted());
   std::string name_template = (directory_ / absl::StrCat(kTempPrefix, key, "-XXXXXX")).string();
   UniqueFd fd(::mkostemp(name_template.data(), O_CLOEXEC));
   if (!fd.valid()) return ErrnoError(absl::StrFormat("mkstemp(%s)", name_template));
@@ -316,7 +359,7 @@ absl::StatusOr<int> KernelCache::Clear() const {
     const std::string name = path.filename().string();
     if (name.starts_with(kTempPrefix)) {
       // A Store() in progress holds the lock; only a writer that died leaves an unlocked one.
-      UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
       if (!fd.valid() || ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;
       doomed.push_back(path);
     } else if (path.extension() == kEntrySuffix) {

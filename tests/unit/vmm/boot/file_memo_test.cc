@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -77,6 +78,28 @@ TEST_F(FileMemoTest, WriteMemoCreatesPrivateDirectoriesAndReplacesWhole) {
   for (const auto& entry : fs::directory_iterator(memo.parent_path())) {
     EXPECT_EQ(entry.path().filename(), "memo") << "a temporary file was left behind";
   }
+}
+
+// The temporary file of a memo write is new (O_EXCL) with a name nobody can guess, so a link
+// planted at a predictable name (the old "<memo>.tmp-<pid>") cannot make a root minivmm truncate
+// or overwrite the file it points to.
+TEST_F(FileMemoTest, WriteMemoWritesNothingThroughAPlantedLink) {
+  const fs::path victim = root_ / "victim";
+  { std::ofstream(victim) << "precious"; }
+  const fs::path memo = root_ / "memos" / "memo";
+  fs::create_directories(memo.parent_path());
+  fs::create_symlink(victim, memo.string() + ".tmp-" + std::to_string(::getpid()));
+  WriteMemo(memo, "memo content");
+  EXPECT_THAT(ReadMemo(memo), Optional(std::string("memo content")));
+  std::ifstream in(victim);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "precious");
+}
+
+// A memo is a file minivmm wrote: a link in its place reads as no memo.
+TEST_F(FileMemoTest, ReadMemoDoesNotFollowALink) {
+  { std::ofstream(root_ / "elsewhere") << "planted"; }
+  fs::create_symlink(root_ / "elsewhere", root_ / "memo");
+  EXPECT_EQ(ReadMemo(root_ / "memo"), std::nullopt);
 }
 
 TEST_F(FileMemoTest, AnUnwritableDirectoryIsNotAnError) {

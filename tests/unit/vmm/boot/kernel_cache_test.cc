@@ -195,6 +195,57 @@ TEST_F(KernelCacheTest, OtherFormatVersionIsAMissAndIsRemoved) {
       "format version 7");
 }
 
+// A cache directory others can write could hold a vmlinux they chose: refused with one message
+// naming the directory and the fix, for lookups and stores alike.
+TEST_F(KernelCacheTest, DirectoryWritableByOthersIsRefused) {
+  KernelCache cache(dir_);
+  ASSERT_TRUE(cache.Store(kKey, RandomBytes(4096, 1)).ok());
+  fs::permissions(dir_, fs::perms::others_write | fs::perms::group_write, fs::perm_options::add);
+  absl::StatusOr<std::optional<SharedBytes>> hit = cache.Lookup(kKey);
+  ASSERT_FALSE(hit.ok());
+  EXPECT_THAT(hit.status().message(), HasSubstr(dir_.string()));
+  EXPECT_THAT(hit.status().message(), HasSubstr("writable by other users"));
+  EXPECT_THAT(hit.status().message(), HasSubstr("chmod go-w"));
+  EXPECT_FALSE(cache.Store(kKey, RandomBytes(4096, 2)).ok());
+  EXPECT_FALSE(cache.PrepareDirectory().ok());
+}
+
+// sudo -E keeps the user's HOME: a root minivmm must not use that user's cache.
+TEST_F(KernelCacheTest, DirectoryOfAnotherUserIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give the directory away";
+  KernelCache cache(dir_);
+  ASSERT_TRUE(cache.Store(kKey, RandomBytes(4096, 1)).ok());
+  ASSERT_EQ(::chown(dir_.c_str(), 65534, 65534), 0);
+  absl::StatusOr<std::optional<SharedBytes>> hit = cache.Lookup(kKey);
+  ASSERT_FALSE(hit.ok());
+  EXPECT_THAT(hit.status().message(), HasSubstr("belongs to uid 65534"));
+  EXPECT_THAT(hit.status().message(), HasSubstr("XDG_CACHE_HOME"));
+}
+
+TEST_F(KernelCacheTest, DirectoryThatIsALinkIsRefused) {
+  const fs::path real = root_ / "real";
+  KernelCache real_cache(real);
+  ASSERT_TRUE(real_cache.Store(kKey, RandomBytes(4096, 1)).ok());
+  fs::create_directories(dir_.parent_path());
+  fs::create_directory_symlink(real, dir_);
+  absl::StatusOr<std::optional<SharedBytes>> hit = KernelCache(dir_).Lookup(kKey);
+  ASSERT_FALSE(hit.ok());
+  EXPECT_THAT(hit.status().message(), HasSubstr("symbolic link"));
+}
+
+// An entry that is a link to a valid entry elsewhere is not followed.
+TEST_F(KernelCacheTest, EntryThatIsALinkIsNotFollowed) {
+  const fs::path other = root_ / "other";
+  KernelCache other_cache(other);
+  ASSERT_TRUE(other_cache.Store(kKey, RandomBytes(4096, 1)).ok());
+  KernelCache cache(dir_);
+  ASSERT_TRUE(cache.PrepareDirectory().ok());
+  fs::create_symlink(other / (std::string(kKey) + ".vmlinux"), EntryPath(kKey));
+  absl::StatusOr<std::optional<SharedBytes>> hit = cache.Lookup(kKey);
+  ASSERT_FALSE(hit.ok());
+  EXPECT_THAT(hit.status().message(), HasSubstr("symbolic link"));
+}
+
 TEST_F(KernelCacheTest, KeysThatCouldLeaveTheDirectoryAreRejected) {
   KernelCache cache(dir_);
   EXPECT_EQ(cache.Store("../evil", AsBytes("x")).code(), absl::StatusCode::kInvalidArgument);

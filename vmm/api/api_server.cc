@@ -43,7 +43,8 @@ absl::Status RemoveStaleSocket(const std::filesystem::path& path, const sockaddr
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const std::filesystem::path& path,
-                                                             EventLoop* loop, VmControl* vm) {
+                                                             EventLoop* loop, VmControl* vm,
+                                                             absl::Duration request_timeout) {
   MINIVMM_ASSIGN_OR_RETURN(sockaddr_un address, UnixSocketAddress(path));
   MINIVMM_RETURN_IF_ERROR(RemoveStaleSocket(path, address));
   UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -57,7 +58,8 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const std::filesyst
   if (bound != 0) {
     return ErrnoError(absl::StrFormat("bind(API socket %s)", path.string()), bind_errno);
   }
-  std::unique_ptr<ApiServer> server(new ApiServer(path, std::move(listener), loop, vm));
+  std::unique_ptr<ApiServer> server(
+      new ApiServer(path, std::move(listener), loop, vm, request_timeout));
   // From here the destructor removes the socket file on every error path.
   if (::listen(server->listener_.get(), 8) != 0) {
     return ErrnoError(absl::StrFormat("listen(API socket %s)", path.string()));
@@ -80,19 +82,38 @@ void ApiServer::Accept() {
   UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
   if (!fd.valid()) return;  // the peer gave up already (ECONNABORTED) or EAGAIN
   const int raw = fd.get();
+  if (connections_.size() >= kMaxConnections) CloseOverdue();
   if (connections_.size() >= kMaxConnections) {
-    // Take what the client sent already: closing a unix socket with unread bytes makes the
-    // client's next read fail with ECONNRESET instead of returning this answer.
-    char discard[4096];
-    while (::read(raw, discard, sizeof(discard)) > 0) {
-    }
+    // Take what the client sent already, so it reads this answer rather than ECONNRESET.
+    DiscardPendingInput(raw, kMaxDrainBytes);
     Answer(raw,
            HttpResponse{
                .status = 503, .body = ApiErrorJson("too many open API connections"), .allow = {}});
     return;
   }
   if (!loop_->Watch(raw, [this, raw] { ReadFrom(raw); }).ok()) return;
-  connections_[raw] = Connection{.fd = std::move(fd), .reader = {}};
+  connections_[raw] =
+      Connection{.fd = std::move(fd), .reader = {}, .deadline = absl::Now() + request_timeout_};
+}
+
+void ApiServer::CloseOverdue() {
+  const absl::Time now = absl::Now();
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    auto next = std::next(it);
+    if (it->second.deadline <= now) {
+      const UniqueFd fd = std::move(it->second.fd);
+      Close(it);
+      Answer(fd.get(),
+             HttpResponse{
+                 .status = 408, .body = ApiErrorJson("no complete request in time"), .allow = {}});
+    }
+    it = next;
+  }
+}
+
+void ApiServer::Close(std::map<int, Connection>::iterator it) {
+  loop_->Unwatch(it->first);
+  connections_.erase(it);
 }
 
 void ApiServer::ReadFrom(int fd) {
@@ -118,8 +139,7 @@ void ApiServer::ReadFrom(int fd) {
                             .allow = {}};
   }
   UniqueFd owned = std::move(connection.fd);
-  loop_->Unwatch(fd);
-  connections_.erase(it);
+  Close(it);
   if (response) Answer(owned.get(), *response);
 }
 

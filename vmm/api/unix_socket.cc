@@ -1,7 +1,9 @@
 #include "vmm/api/unix_socket.h"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -31,6 +33,17 @@ absl::StatusOr<UniqueFd> ConnectUnixSocket(const sockaddr_un& address) {
     return ErrnoError(absl::StrFormat("connect(%s)", address.sun_path));
   }
   return fd;
+}
+
+size_t DiscardPendingInput(int fd, size_t limit) {
+  char discard[4096];
+  size_t dropped = 0;
+  while (dropped < limit) {
+    const ssize_t n = ::read(fd, discard, std::min(sizeof(discard), limit - dropped));
+    if (n <= 0) break;  // EAGAIN (nothing more yet), EOF or an error: done either way
+    dropped += static_cast<size_t>(n);
+  }
+  return dropped;
 }
 
 }  // namespace minivmm

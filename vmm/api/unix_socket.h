@@ -18,6 +18,12 @@ absl::StatusOr<sockaddr_un> UnixSocketAddress(const std::filesystem::path& path)
 // its errno code (ENOENT, ECONNREFUSED, ...) preserved.
 absl::StatusOr<UniqueFd> ConnectUnixSocket(const sockaddr_un& address);
 
+// Reads and drops what a peer has sent on the non-blocking fd, at most `limit` bytes, so that
+// closing it answers the peer cleanly (a unix socket closed with unread bytes makes the peer's
+// next read fail with ECONNRESET). Bounded: a peer that keeps writing cannot keep the caller
+// here. Returns the number of bytes dropped.
+size_t DiscardPendingInput(int fd, size_t limit);
+
 }  // namespace minivmm
 
 #endif  // MINIVMM_VMM_API_UNIX_SOCKET_H_

@@ -1,14 +1,18 @@
 #include "vmm/api/api_server.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -38,6 +42,14 @@ std::string ReadAll(int fd) {
   return out;
 }
 
+// Blocking reads and writes on fd give up after `seconds`, so a server that misbehaves fails a
+// test instead of hanging it.
+void GiveUpAfter(int fd, int seconds) {
+  const timeval limit{.tv_sec = seconds, .tv_usec = 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
+}
+
 class ApiServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -47,8 +59,9 @@ class ApiServerTest : public ::testing::Test {
   }
   void TearDown() override { StopServing(); }
 
-  absl::StatusOr<std::unique_ptr<ApiServer>> CreateServer() {
-    return ApiServer::Create(socket_path_, loop_.get(), &vm_);
+  absl::StatusOr<std::unique_ptr<ApiServer>> CreateServer(
+      absl::Duration request_timeout = ApiServer::kRequestTimeout) {
+    return ApiServer::Create(socket_path_, loop_.get(), &vm_, request_timeout);
   }
   // Runs the event loop on a thread, as minivmm's main thread does, while the test is a client.
   void Serve() {
@@ -177,6 +190,37 @@ TEST_F(ApiServerTest, AnIdleClientDoesNotBlockOthersAndTooManyAreTurnedAway) {
   }
   ASSERT_TRUE(later.ok()) << later.status();
   EXPECT_EQ(later->status, 200);
+}
+
+// Sixteen clients that connect and never send lose their slots once their time is up, so a
+// seventeenth is served rather than turned away forever.
+TEST_F(ApiServerTest, IdleClientsPastTheRequestTimeoutMakeRoomAndAreAnswered408) {
+  absl::StatusOr<std::unique_ptr<ApiServer>> server = CreateServer(absl::Milliseconds(200));
+  ASSERT_TRUE(server.ok()) << server.status();
+  Serve();
+  std::vector<UniqueFd> idle;
+  while (idle.size() < ApiServer::kMaxConnections) idle.push_back(ConnectTo(socket_path_));
+  for (UniqueFd& fd : idle) GiveUpAfter(fd.get(), 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(InfoStatus(), 200);
+  EXPECT_THAT(ReadAll(idle.front().get()), HasSubstr("HTTP/1.1 408 Request Timeout"));
+}
+
+// What the server drops from a client it turns away is bounded even for a source that never
+// runs dry (/dev/zero stands in for a client writing without pause): the main thread goes on.
+TEST(DiscardPendingInputTest, StopsAtTheLimitForAnEndlessSource) {
+  UniqueFd zero(::open("/dev/zero", O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(zero.valid());
+  EXPECT_EQ(DiscardPendingInput(zero.get(), ApiServer::kMaxDrainBytes), ApiServer::kMaxDrainBytes);
+}
+
+TEST(DiscardPendingInputTest, TakesWhatWasSentAndStopsWhenNothingIsLeft) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  UniqueFd ours(fds[0]), peer(fds[1]);
+  const std::string sent(10000, 'x');
+  ASSERT_EQ(::write(peer.get(), sent.data(), sent.size()), ssize_t(sent.size()));
+  EXPECT_EQ(DiscardPendingInput(ours.get(), ApiServer::kMaxDrainBytes), sent.size());
 }
 
 TEST_F(ApiServerTest, AClientThatHangsUpMidRequestIsForgotten) {

@@ -17,6 +17,15 @@
 namespace minivmm {
 namespace {
 
+// The GSI the function's Interrupt Pin register (1..4 = INTA#..INTD#, PCI 3.0 §6.2.4) is wired
+// to, or nullopt when it has no pin (0) or a reserved value.
+std::optional<uint32_t> IntxGsi(const VfioConfigVirtualizer& config,
+                                const VfioPciResources& resources) {
+  const uint8_t pin = config.interrupt_pin();
+  if (pin < 1 || pin > resources.intx_gsi_by_pin.size()) return std::nullopt;
+  return resources.intx_gsi_by_pin[pin - 1];
+}
+
 // Command bits that must reach the device (PCI 3.0 §6.2.2): decode enables (the device answers
 // the mmapped BAR accesses itself), Bus Master (the device's DMA) and Interrupt Disable (vfio-pci
 // mediates it for INTx masking). Parity/SERR reporting stays virtual.
@@ -251,9 +260,10 @@ absl::StatusOr<std::shared_ptr<VfioPciFunction>> VfioPciFunction::Create(
       return WithContext(status, device->name());
     }
   }
-  // The interrupt line register is 8 bits (PCI 3.0 §6.2.4); GSIs beyond it are reported as
-  // "unknown" (0xff), which guests using ACPI routing ignore anyway.
-  config->SetInterruptLine(resources.intx_gsi <= 0xfe ? resources.intx_gsi : 0xff);
+  // The interrupt line register is 8 bits (PCI 3.0 §6.2.4); GSIs beyond it, and a function
+  // without INTx, are reported as "unknown" (0xff), which guests using ACPI routing ignore.
+  const std::optional<uint32_t> intx_gsi = IntxGsi(*config, resources);
+  config->SetInterruptLine(intx_gsi && *intx_gsi <= 0xfe ? *intx_gsi : 0xff);
 
   std::shared_ptr<VfioPciFunction> function(
       new VfioPciFunction(std::move(device), resources, *std::move(config)));
@@ -273,12 +283,9 @@ absl::Status VfioPciFunction::Init() {
   for (const VfioBarDescription& bar : config_.bars()) MINIVMM_RETURN_IF_ERROR(InitBar(bar));
   if (config_.rom_size() != 0) rom_device_ = std::make_shared<RomDevice>(this);
   const uint16_t msix_size = config_.msix() ? config_.msix()->table_size : 0;
-  MINIVMM_ASSIGN_OR_RETURN(
-      interrupts_,
-      VfioInterrupts::Create(
-          device_.get(), resources_.interrupts,
-          config_.interrupt_pin() != 0 ? std::optional(resources_.intx_gsi) : std::nullopt,
-          msix_size));
+  MINIVMM_ASSIGN_OR_RETURN(interrupts_,
+                           VfioInterrupts::Create(device_.get(), resources_.interrupts,
+                                                  IntxGsi(config_, resources_), msix_size));
   if (msix_size != 0) {
     std::vector<std::unique_ptr<MsiInterrupt>> adapters;
     for (uint16_t i = 0; i < msix_size; ++i) {

@@ -13,6 +13,7 @@
 #ifndef MINIVMM_PASSTHROUGH_VFIO_PCI_FUNCTION_H_
 #define MINIVMM_PASSTHROUGH_VFIO_PCI_FUNCTION_H_
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -40,8 +41,10 @@ struct VfioPciResources {
   Bus* pio_bus = nullptr;   // I/O BARs
   BarMemoryMapper* memory_mapper = nullptr;
   VfioInterruptSink* interrupts = nullptr;
-  // The GSI the function's INTx pin is wired to; also what the interrupt line register reports.
-  uint32_t intx_gsi = 0;
+  // The GSIs INTA#..INTD# of the function's slot are wired to (the ACPI _PRT's swizzle). The
+  // function's own Interrupt Pin register picks one (a GPU's audio function is often INTB#);
+  // the interrupt line register reports it.
+  std::array<uint32_t, 4> intx_gsi_by_pin{};
   // Firmware-style BAR assignment, by BAR index (see VfioPciFunction::DescribeBars for sizes
   // and types). A missing or zero entry leaves that BAR for the guest to assign.
   std::vector<uint64_t> bar_addresses;

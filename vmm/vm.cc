@@ -282,7 +282,9 @@ absl::Status Vm::CreatePciDevices(const VmConfig& config, const HostBackends& ba
     resources.pio_bus = &pio_bus_;
     resources.memory_mapper = bar_mapper_.get();
     resources.interrupts = vfio_interrupts_.get();
-    resources.intx_gsi = PciIntxGsi(slot, 0);
+    for (uint8_t pin = 0; pin < resources.intx_gsi_by_pin.size(); ++pin) {
+      resources.intx_gsi_by_pin[pin] = PciIntxGsi(slot, pin);
+    }
     resources.bar_addresses.assign(6, 0);
     for (const VfioBarDescription& bar : bars.bars) {
       WindowAllocator& window = bar.kind == PciBarKind::kIo         ? io

@@ -59,7 +59,7 @@ class VfioPciFunctionTest : public ::testing::Test {
     resources.pio_bus = &pio_;
     resources.memory_mapper = &mapper_;
     resources.interrupts = &sink_;
-    resources.intx_gsi = kIntxGsi;
+    resources.intx_gsi_by_pin = {kIntxGsi, kIntxGsi + 1, kIntxGsi + 2, kIntxGsi + 3};
     resources.bar_addresses = {kBar0Address, 0, kBar2Address, kBar3Address};
     resources.rom_address = kRomAddress;
     return VfioPciFunction::Create(std::make_unique<FakeVfioDevice>(state_), resources);

@@ -37,6 +37,24 @@ TEST_F(VfioPciFunctionTest, SetsUpIntxAtCreation) {
   EXPECT_THAT(state_->unmask_calls, ElementsAre(P{VFIO_PCI_INTX_IRQ_INDEX, intx.resample_fd()}));
 }
 
+// A function whose pin is INTB# (a GPU's audio function, say) signals on the GSI the _PRT gives
+// INTB# of its slot, and reports that GSI, not its slot's INTA# one.
+TEST_F(VfioPciFunctionTest, IntxUsesTheGsiOfTheFunctionsOwnPin) {
+  state_->config[PCI_INTERRUPT_PIN] = 2;  // INTB#
+  Create();
+  ASSERT_EQ(sink_.intx().size(), 1u);
+  EXPECT_EQ(sink_.intx()[0]->gsi(), kIntxGsi + 1);
+  EXPECT_EQ(ReadConfig(PCI_INTERRUPT_LINE, 1), kIntxGsi + 1);
+  EXPECT_EQ(ReadConfig(PCI_INTERRUPT_PIN, 1), 2u);
+}
+
+// Interrupt Pin values above 4 are reserved (PCI 3.0 §6.2.4): no INTx rather than a guess.
+TEST_F(VfioPciFunctionTest, NoIntxForAReservedPinValue) {
+  state_->config[PCI_INTERRUPT_PIN] = 5;
+  Create();
+  EXPECT_THAT(sink_.intx(), IsEmpty());
+}
+
 TEST_F(VfioPciFunctionTest, NoIntxWithoutAPin) {
   state_->config[PCI_INTERRUPT_PIN] = 0;
   Create();

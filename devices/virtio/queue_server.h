@@ -10,7 +10,6 @@
 #include "devices/virtio/descriptor_chain.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtqueue.h"
-#include "vmm/base/event_fd.h"
 
 namespace minivmm::virtio {
 
@@ -22,9 +21,6 @@ using ChainHandler = std::function<std::optional<uint32_t>(const DescriptorChain
 // broke the protocol, or a handler gave up): the caller reports it and stops serving.
 bool ServeQueue(SplitVirtqueue& queue, GuestMemory& memory, const ActiveQueue& active,
                 std::string_view device, const ChainHandler& handle);
-
-// Reads an eventfd to reset its count (a kick was seen; the queue is served next).
-inline void DrainKick(int event_fd) { DrainEventFd(event_fd); }
 
 }  // namespace minivmm::virtio
 

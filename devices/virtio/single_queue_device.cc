@@ -4,6 +4,7 @@
 
 #include "devices/virtio/queue_server.h"
 #include "devices/virtio/ring_features.h"
+#include "vmm/base/event_fd.h"
 
 namespace minivmm::virtio {
 
@@ -19,7 +20,7 @@ absl::Status SingleQueueDevice::Activate(Activation activation) {
   const int kick_fd = activation_.queues.front().kick_fd;
   absl::StatusOr<std::unique_ptr<DeviceWorker>> worker =
       DeviceWorker::Start(std::string(Name()), {{kick_fd, [this, kick_fd] {
-                                                   DrainKick(kick_fd);
+                                                   DrainEventFd(kick_fd);
                                                    ProcessRequests();
                                                  }}});
   if (!worker.ok()) return worker.status();

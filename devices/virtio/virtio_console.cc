@@ -89,21 +89,21 @@ absl::Status VirtioConsole::Activate(Activation activation) {
   if (transmit_) {
     const int kick_fd = transmit_->active.kick_fd;
     handlers.push_back({kick_fd, [this, kick_fd] {
-                          DrainKick(kick_fd);
+                          DrainEventFd(kick_fd);
                           ProcessTransmit();
                         }});
   }
   if (receive_) {
     const int kick_fd = receive_->active.kick_fd;
     handlers.push_back({kick_fd, [this, kick_fd] {
-                          DrainKick(kick_fd);
+                          DrainEventFd(kick_fd);
                           DeliverInput();
                         }});
     // Input that waited for a driver is looked at as soon as the worker runs: SendInput
     // signalled input_fd when it arrived, or did not know it yet.
     (void)SignalEventFd(input_fd);
     handlers.push_back({input_fd, [this, input_fd] {
-                          DrainKick(input_fd);
+                          DrainEventFd(input_fd);
                           DeliverInput();
                         }});
   }

@@ -168,7 +168,7 @@ absl::Status VirtioNet::Activate(Activation activation) {
   if (rx_) {
     const int kick_fd = rx_->active.kick_fd;
     handlers.push_back({kick_fd, [this, kick_fd] {
-                          DrainKick(kick_fd);
+                          DrainEventFd(kick_fd);
                           ProcessReceive();
                         }});
     // Edge-triggered: receiving stops, leaving frames in the backend, while the guest has no
@@ -179,14 +179,14 @@ absl::Status VirtioNet::Activate(Activation activation) {
   if (tx_) {
     const int kick_fd = tx_->active.kick_fd;
     handlers.push_back({kick_fd, [this, kick_fd] {
-                          DrainKick(kick_fd);
+                          DrainEventFd(kick_fd);
                           ProcessTransmit();
                         }});
   }
   if (handlers.empty()) return absl::OkStatus();  // the driver enabled neither queue
   const int resume_fd = resume_->fd();
   handlers.push_back({resume_fd, [this, resume_fd] {
-                        DrainKick(resume_fd);
+                        DrainEventFd(resume_fd);
                         ProcessReceive();
                         ProcessTransmit();
                       }});

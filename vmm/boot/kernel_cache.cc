@@ -273,8 +273,9 @@ absl::StatusOr<std::optional<SharedBytes>> KernelCache::Lookup(const std::string
 }
 
 absl::Status KernelCache::PrepareDirectory() const {
-  MINIVMM_RETURN_IF_ERROR(CheckTrusted());
   MINIVMM_RETURN_IF_ERROR(MakePrivateDirectories(directory_));
+  // Checked once it exists: MakePrivateDirectories also accepts one that was there already.
+  MINIVMM_RETURN_IF_ERROR(CheckTrusted());
   if (::access(directory_.c_str(), W_OK | X_OK) != 0) {
     return ErrnoError(absl::StrFormat("cannot write kernel cache %s", directory_.string()));
   }
@@ -283,10 +284,7 @@ absl::Status KernelCache::PrepareDirectory() const {
 
 absl::Status KernelCache::Store(const std::string& key, std::span<const uint8_t> content) const {
   MINIVMM_RETURN_IF_ERROR(CheckKey(key));
-  MINIVMM_RETURN_IF_ERROR(CheckTrusted());
-  MINIVMM_RETURN_IF_ERROR(MakePrivateDirectories(directory_));
-  // Re-checked now that it exists: MakePrivateDirectories accepts one made meanwhile.
-  MINIVMM_RETURN_IF_ERROR(CheckTrusted());
+  MINIVMM_RETURN_IF_ERROR(PrepareDirectory());
   std::string name_template = (directory_ / absl::StrCat(kTempPrefix, key, "-XXXXXX")).string();
   UniqueFd fd(::mkostemp(name_template.data(), O_CLOEXEC));
   if (!fd.valid()) return ErrnoError(absl::StrFormat("mkstemp(%s)", name_template));

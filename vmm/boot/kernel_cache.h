@@ -61,8 +61,9 @@ class KernelCache {
   // Whether the directory may be trusted with the kernels minivmm boots: it is absent (Store
   // creates it 0700), or it is a real directory (not a symbolic link) owned by the effective
   // user and writable by nobody else. Otherwise one message naming the directory, what is
-  // wrong and the fix. Lookup, PrepareDirectory and Store check it first: a root minivmm run
-  // with another user's HOME (sudo -E) must not boot a vmlinux that user planted.
+  // wrong and the fix. Lookup checks it first, PrepareDirectory and Store once the directory
+  // exists: a root minivmm run with another user's HOME (sudo -E) must not boot a vmlinux that user
+  // planted.
   absl::Status CheckTrusted() const;
 
   // Creates the directory (0700) if needed and checks it is writable, so a caller can skip

@@ -170,6 +170,15 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmCon
   return vm;
 }
 
+IrqLine* Vm::AddIrqSource(uint32_t gsi) {
+  std::unique_ptr<SharedIrqLine>& line = irq_lines_[gsi];
+  if (line == nullptr) {
+    line = std::make_unique<SharedIrqLine>(std::make_unique<KvmIrqLine>(kvm_vm_.get(), gsi));
+  }
+  irq_sources_.push_back(line->AddSource());
+  return irq_sources_.back().get();
+}
+
 absl::Status Vm::CreateDevices(Console* console, absl::Time vmm_start) {
   auto add = [this](uint64_t base, uint64_t length, std::shared_ptr<BusDevice> device) {
     absl::StatusOr<BusRegistration> registration =
@@ -178,14 +187,13 @@ absl::Status Vm::CreateDevices(Console* console, absl::Time vmm_start) {
     registrations_.push_back(std::move(*registration));
     return absl::OkStatus();
   };
-  serial_irq_ = std::make_unique<KvmIrqLine>(kvm_vm_.get(), kCom1Irq);
   // Without a console (it went to virtio-console) the UART still exists, as on real hardware,
   // and what the guest writes to it is dropped.
   Serial16550::OutputSink sink;
   if (console != nullptr) {
     sink = [console](std::span<const uint8_t> bytes) { console->Write(bytes); };
   }
-  serial_ = std::make_shared<Serial16550>(serial_irq_.get(), std::move(sink));
+  serial_ = std::make_shared<Serial16550>(AddIrqSource(kCom1Irq), std::move(sink));
   MINIVMM_RETURN_IF_ERROR(add(kCom1Port, Serial16550::kPortSpan, serial_));
 
   StopRequest* stop = stop_;
@@ -233,13 +241,12 @@ absl::Status Vm::CreatePciDevices(const VmConfig& config, const HostBackends& ba
   auto add_virtio = [&](std::unique_ptr<virtio::VirtioDevice> device) -> absl::Status {
     MINIVMM_ASSIGN_OR_RETURN(uint8_t slot, pci_root_->FreeSlot());
     const uint32_t gsi = PciIntxGsi(slot, 0);
-    intx_lines_.push_back(std::make_unique<KvmIrqLine>(kvm_vm, gsi));
     virtio::VirtioPciResources resources;
     resources.memory = &*memory_;
     resources.mmio_bus = &mmio_bus_;
     resources.write_events = write_events_.get();
     resources.msi = msi_allocator_.get();
-    resources.intx = intx_lines_.back().get();
+    resources.intx = AddIrqSource(gsi);
     resources.intx_line = static_cast<uint8_t>(gsi);
     MINIVMM_ASSIGN_OR_RETURN(resources.bar_address,
                              mmio64.Allocate(virtio::VirtioPciBarLayout::kBarSize));
@@ -349,7 +356,10 @@ void Vm::Start() {
 }
 
 void Vm::Stop() {
-  for (auto& vcpu : vcpus_) vcpu->StopAndJoin();
+  // Every vCPU is told before any is joined: one may be waiting in a device for something
+  // another vCPU holds, and only its own stop request gets it out of KVM_RUN.
+  for (auto& vcpu : vcpus_) vcpu->RequestStop();
+  for (auto& vcpu : vcpus_) vcpu->Join();
 }
 
 uint64_t Vm::pinned_bytes() const { return dma_container_ != nullptr ? memory_->total_size() : 0; }

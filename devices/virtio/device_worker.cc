@@ -67,4 +67,22 @@ void DeviceWorker::Run() {
   }
 }
 
+void WorkerSlot::Install(std::unique_ptr<DeviceWorker> worker) {
+  std::unique_ptr<DeviceWorker> previous;
+  {
+    absl::MutexLock lock(&mutex_);
+    previous = std::exchange(worker_, std::move(worker));
+  }
+  // previous joins here, outside mutex_.
+}
+
+void WorkerSlot::Stop() {
+  std::unique_ptr<DeviceWorker> worker;
+  {
+    absl::MutexLock lock(&mutex_);
+    worker = std::move(worker_);
+  }
+  worker.reset();  // joined outside mutex_, so a concurrent Install never waits for a round
+}
+
 }  // namespace minivmm::virtio

@@ -11,7 +11,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "vmm/base/event_fd.h"
 #include "vmm/base/unique_fd.h"
 
@@ -52,6 +54,22 @@ class DeviceWorker {
   EventFd stop_;  // readable once the worker must exit
   std::vector<Handler> handlers_;
   std::thread thread_;
+};
+
+// A device's worker, kept apart from the device's own lock: the worker holds that lock while
+// it serves a round, so Reset (from a vCPU that holds the transport's lock) stops the worker
+// through here first and takes the device lock only once the worker is gone. Waiting for the
+// device lock first would wait for the round, and for a guest that keeps its ring full.
+class WorkerSlot {
+ public:
+  // Replaces the worker (stopping any previous one).
+  void Install(std::unique_ptr<DeviceWorker> worker) ABSL_LOCKS_EXCLUDED(mutex_);
+  // Stops and joins the worker, if there is one: no handler runs once this returns.
+  void Stop() ABSL_LOCKS_EXCLUDED(mutex_);
+
+ private:
+  absl::Mutex mutex_;
+  std::unique_ptr<DeviceWorker> worker_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace minivmm::virtio

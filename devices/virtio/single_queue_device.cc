@@ -24,17 +24,12 @@ absl::Status SingleQueueDevice::Activate(Activation activation) {
                                                    ProcessRequests();
                                                  }}});
   if (!worker.ok()) return worker.status();
-  worker_ = std::move(*worker);
+  worker_.Install(std::move(*worker));
   return absl::OkStatus();
 }
 
 void SingleQueueDevice::Reset() {
-  std::unique_ptr<DeviceWorker> worker;
-  {
-    absl::MutexLock lock(&mutex_);
-    worker = std::move(worker_);
-  }
-  worker.reset();  // joined outside the lock: the worker takes it to serve requests
+  worker_.Stop();  // first, without mutex_: the worker holds it while it serves a round
   absl::MutexLock lock(&mutex_);
   queue_.reset();
   activation_ = {};
@@ -42,13 +37,17 @@ void SingleQueueDevice::Reset() {
 
 void SingleQueueDevice::ProcessRequests() {
   absl::MutexLock lock(&mutex_);
-  if (!queue_ || broken_) return;
+  if (!queue_ || broken_ || !activation_.MayAccessMemory()) return;
   GuestMemory& memory = *activation_.memory;
-  const bool healthy = ServeQueue(*queue_, memory, activation_.queues.front(), Name(),
-                                  [&](const DescriptorChain& chain) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                                    return HandleChain(memory, chain);
-                                  });
-  if (!healthy) {
+  const ActiveQueue& active = activation_.queues.front();
+  const Round round = ServeQueue(*queue_, memory, active, Name(), queue_max_sizes().front(),
+                                 [&](const DescriptorChain& chain) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                   return HandleChain(memory, chain);
+                                 });
+  if (round == Round::kMore) {
+    // Come back through the worker's loop, which looks at a stop request first.
+    (void)SignalEventFd(active.kick_fd);
+  } else if (round == Round::kBroken) {
     broken_ = true;
     if (activation_.report_broken) activation_.report_broken();
   }

@@ -20,7 +20,8 @@ class SingleQueueDevice : public VirtioDevice {
   absl::Status Activate(Activation activation) final;
   void Reset() final;
 
-  // Serves every available request; the worker calls it on each kick. Public for tests.
+  // Serves one bounded round of requests (see ServeQueue); the worker calls it on each kick,
+  // and it kicks again itself when requests remain. Public for tests.
   void ProcessRequests();
 
  protected:
@@ -39,8 +40,8 @@ class SingleQueueDevice : public VirtioDevice {
   absl::Mutex mutex_;  // activation state, against Reset from a vCPU thread
   Activation activation_ ABSL_GUARDED_BY(mutex_);
   std::optional<SplitVirtqueue> queue_ ABSL_GUARDED_BY(mutex_);
-  std::unique_ptr<DeviceWorker> worker_ ABSL_GUARDED_BY(mutex_);
   bool broken_ ABSL_GUARDED_BY(mutex_) = false;  // protocol broken: stop until reset
+  WorkerSlot worker_;  // not under mutex_: Reset stops the worker before it takes mutex_
 };
 
 }  // namespace minivmm::virtio

@@ -111,17 +111,12 @@ absl::Status VirtioConsole::Activate(Activation activation) {
   absl::StatusOr<std::unique_ptr<DeviceWorker>> worker =
       DeviceWorker::Start("virtio-console", std::move(handlers));
   if (!worker.ok()) return worker.status();
-  worker_ = std::move(*worker);
+  worker_.Install(std::move(*worker));
   return absl::OkStatus();
 }
 
 void VirtioConsole::Reset() {
-  std::unique_ptr<DeviceWorker> worker;
-  {
-    absl::MutexLock lock(&mutex_);
-    worker = std::move(worker_);
-  }
-  worker.reset();  // joined outside the lock: the worker takes it to serve the queues
+  worker_.Stop();  // first, without mutex_: the worker holds it while it serves a round
   absl::MutexLock lock(&mutex_);
   receive_.reset();
   transmit_.reset();
@@ -139,10 +134,10 @@ size_t VirtioConsole::SendInput(std::span<const uint8_t> bytes) {
 
 void VirtioConsole::ProcessTransmit() {
   absl::MutexLock lock(&mutex_);
-  if (!transmit_ || broken_) return;
+  if (!transmit_ || broken_ || !activation_.MayAccessMemory()) return;
   GuestMemory& memory = *activation_.memory;
-  const bool healthy = ServeQueue(
-      transmit_->queue, memory, transmit_->active, Name(),
+  const Round round = ServeQueue(
+      transmit_->queue, memory, transmit_->active, Name(), kQueueSize,
       [&](const DescriptorChain& chain) -> std::optional<uint32_t> {
         // §5.3.6.1: the driver must not put a device-writable buffer in a transmitq.
         if (chain.writable_bytes != 0) {
@@ -160,12 +155,13 @@ void VirtioConsole::ProcessTransmit() {
         }
         return 0;  // nothing written into the chain (§2.7.8)
       });
-  if (!healthy) MarkBroken();
+  if (round == Round::kMore) (void)SignalEventFd(transmit_->active.kick_fd);
+  if (round == Round::kBroken) MarkBroken();
 }
 
 void VirtioConsole::DeliverInput() {
   absl::MutexLock lock(&mutex_);
-  if (!receive_ || broken_) return;
+  if (!receive_ || broken_ || !activation_.MayAccessMemory()) return;
   GuestMemory& memory = *activation_.memory;
   SplitVirtqueue& queue = receive_->queue;
   // Like ServeQueue, but a chain is taken only when there is input for it: a receive buffer
@@ -173,7 +169,14 @@ void VirtioConsole::DeliverInput() {
   absl::Status status;
   bool used = false;
   bool rearmed = false;
+  int filled = 0;
+  // Bounded like ServeQueue: kQueueSize chains a round. SendInput refills pending input from
+  // other threads, so without the bound a fast input source could keep the worker here.
   while (status.ok() && HasPendingInput()) {
+    if (filled == kQueueSize) {
+      (void)SignalEventFd(receive_->active.kick_fd);  // another round, after a stop check
+      break;
+    }
     absl::StatusOr<std::optional<DescriptorChain>> chain = queue.PopAvailable(memory);
     if (!chain.ok()) {
       status = chain.status();
@@ -190,6 +193,7 @@ void VirtioConsole::DeliverInput() {
           absl::StrFormat("receiveq chain %d has device-readable buffers", (*chain)->head));
     } else {
       rearmed = false;
+      ++filled;
       const uint32_t written = FillFromPendingInput(memory, **chain);
       status = queue.PushUsed(memory, (*chain)->head, written);
       used = used || status.ok();

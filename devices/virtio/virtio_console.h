@@ -61,8 +61,9 @@ class VirtioConsole : public VirtioDevice {
   // rest and retry later (the contract of Serial16550::EnqueueInput).
   size_t SendInput(std::span<const uint8_t> bytes);
 
-  // Worker handlers, public for tests: output every available transmit buffer; move pending
-  // input into available receive buffers.
+  // Worker handlers, public for tests: output available transmit buffers; move pending input
+  // into available receive buffers. Each serves one bounded round (kQueueSize chains) and
+  // signals its fd again when there is more, so a guest cannot keep the worker for good.
   void ProcessTransmit();
   void DeliverInput();
 
@@ -86,8 +87,8 @@ class VirtioConsole : public VirtioDevice {
   Activation activation_ ABSL_GUARDED_BY(mutex_);
   std::optional<ServedQueue> receive_ ABSL_GUARDED_BY(mutex_);
   std::optional<ServedQueue> transmit_ ABSL_GUARDED_BY(mutex_);
-  std::unique_ptr<DeviceWorker> worker_ ABSL_GUARDED_BY(mutex_);
   bool broken_ ABSL_GUARDED_BY(mutex_) = false;  // the driver broke the protocol; stop
+  WorkerSlot worker_;  // not under mutex_: Reset stops the worker before it takes mutex_
 
   // Host input, kept apart from mutex_ so that SendInput never waits behind a slow sink.
   absl::Mutex input_mutex_;

@@ -148,6 +148,7 @@ absl::Status VirtioNet::Activate(Activation activation) {
   memory_ = activation.memory;
   features_ = activation.features;
   report_broken_ = std::move(activation.report_broken);
+  bus_master_ = activation.bus_master;
   broken_ = false;
   if (!resume_.has_value()) {
     absl::StatusOr<EventFd> created = EventFd::Create("virtio-net resume");
@@ -193,17 +194,12 @@ absl::Status VirtioNet::Activate(Activation activation) {
   absl::StatusOr<std::unique_ptr<DeviceWorker>> worker =
       DeviceWorker::Start("virtio-net", std::move(handlers));
   if (!worker.ok()) return worker.status();
-  worker_ = std::move(*worker);
+  worker_.Install(std::move(*worker));
   return absl::OkStatus();
 }
 
 void VirtioNet::Reset() {
-  std::unique_ptr<DeviceWorker> worker;
-  {
-    absl::MutexLock lock(&mutex_);
-    worker = std::move(worker_);
-  }
-  worker.reset();  // joined outside the lock: the worker takes it to move frames
+  worker_.Stop();  // first, without mutex_: the worker holds it while it moves a round
   absl::MutexLock lock(&mutex_);
   if (memory_ != nullptr) {  // activated, so offloads may be on
     // Frames queued in the backend until the next activation must suit whatever the next
@@ -219,11 +215,12 @@ void VirtioNet::Reset() {
   memory_ = nullptr;
   features_ = 0;
   report_broken_ = nullptr;
+  bus_master_ = nullptr;
 }
 
 void VirtioNet::ProcessReceive() {
   absl::MutexLock lock(&mutex_);
-  if (!rx_ || broken_) return;
+  if (!rx_ || broken_ || !MayAccessMemory()) return;
   bool used = false;
   const Round round = ReceiveFrames(&used);
   Finish(*rx_, used, round);
@@ -231,7 +228,7 @@ void VirtioNet::ProcessReceive() {
 
 void VirtioNet::ProcessTransmit() {
   absl::MutexLock lock(&mutex_);
-  if (!tx_ || broken_) return;
+  if (!tx_ || broken_ || !MayAccessMemory()) return;
   bool used = false;
   const Round round = TransmitFrames(&used);
   Finish(*tx_, used, round);
@@ -254,7 +251,7 @@ void VirtioNet::Finish(Queue& queue, bool used, Round round) {
 
 // Receive (§5.1.6.4): each frame goes into one chain (no MRG_RXBUF), header first, which the
 // backend writes itself; the device only sets num_buffers.
-VirtioNet::Round VirtioNet::ReceiveFrames(bool* used) {
+Round VirtioNet::ReceiveFrames(bool* used) {
   // Every chain returned and every frame dropped counts towards the round.
   for (int frames = 0; frames < kFramesPerRound; ++frames) {
     if (!rx_buffer_) {
@@ -325,7 +322,7 @@ VirtioNet::Round VirtioNet::ReceiveFrames(bool* used) {
 }
 
 // Transmit (§5.1.6.2): each chain is one frame, header first, all device-readable.
-VirtioNet::Round VirtioNet::TransmitFrames(bool* used) {
+Round VirtioNet::TransmitFrames(bool* used) {
   for (int frames = 0; frames < kFramesPerRound; ++frames) {
     absl::StatusOr<std::optional<DescriptorChain>> chain = PopOrArm(tx_->ring, *memory_);
     if (!chain.ok()) {

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "devices/virtio/device_worker.h"
 #include "devices/virtio/net_backend.h"
+#include "devices/virtio/queue_server.h"
 #include "devices/virtio/virtio_device.h"
 #include "vmm/base/event_fd.h"
 
@@ -95,7 +96,6 @@ class VirtioNet : public VirtioDevice {
     std::vector<iovec> iov;
     uint64_t capacity;  // the chain's bytes in iov, without the spare
   };
-  enum class Round { kDone, kMore, kBroken };
 
   // Each round moves at most kQueueSize frames, then lets the worker serve the other direction
   // and comes back through resume_: a flood one way must not starve the other.
@@ -121,6 +121,10 @@ class VirtioNet : public VirtioDevice {
   GuestMemory* memory_ ABSL_GUARDED_BY(mutex_) = nullptr;
   uint64_t features_ ABSL_GUARDED_BY(mutex_) = 0;
   std::function<void()> report_broken_ ABSL_GUARDED_BY(mutex_);
+  const std::atomic<bool>* bus_master_ ABSL_GUARDED_BY(mutex_) = nullptr;  // see Activation
+  bool MayAccessMemory() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    return BusMasterEnabled(bus_master_);
+  }
   std::optional<Queue> rx_ ABSL_GUARDED_BY(mutex_);
   std::optional<Queue> tx_ ABSL_GUARDED_BY(mutex_);
   // A receive chain taken off the ring but not yet filled: the backend had no frame, or the
@@ -130,7 +134,7 @@ class VirtioNet : public VirtioDevice {
   // Where a frame too long for rx_buffer_ overflows to, which tells it did not fit.
   uint8_t rx_spare_byte_ ABSL_GUARDED_BY(mutex_) = 0;
   std::optional<EventFd> resume_ ABSL_GUARDED_BY(mutex_);  // a round stopped with work left
-  std::unique_ptr<DeviceWorker> worker_ ABSL_GUARDED_BY(mutex_);
+  WorkerSlot worker_;  // not under mutex_: Reset stops the worker before it takes mutex_
   bool broken_ ABSL_GUARDED_BY(mutex_) = false;
   NetCounters counters_ ABSL_GUARDED_BY(mutex_);
 };

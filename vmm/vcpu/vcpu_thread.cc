@@ -5,13 +5,10 @@
 
 #include "absl/strings/str_format.h"
 #include "vmm/base/log.h"
+#include "vmm/base/thread_kick.h"
 
 namespace minivmm {
 namespace {
-
-// A real-time signal no library uses; its handler is empty: delivery alone interrupts KVM_RUN.
-int KickSignal() { return SIGRTMIN + 1; }
-void OnKickSignal(int) {}
 
 constexpr const char* kExitKindNames[] = {"io",           "mmio",        "hlt",  "shutdown",
                                           "system_event", "interrupted", "other"};
@@ -32,19 +29,13 @@ VcpuThread::VcpuThread(std::unique_ptr<KvmVcpu> vcpu, Bus* pio_bus, Bus* mmio_bu
 
 VcpuThread::~VcpuThread() { StopAndJoin(); }
 
-void VcpuThread::InstallKickSignalHandler() {
-  struct sigaction action {};
-  action.sa_handler = OnKickSignal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return EINTR
-  sigaction(KickSignal(), &action, nullptr);
-}
+void VcpuThread::InstallKickSignalHandler() { InstallThreadKickHandler(); }
 
 void VcpuThread::Start() {
   thread_ = std::thread([this] { Loop(); });
 }
 
-void VcpuThread::StopAndJoin() {
+void VcpuThread::RequestStop() {
   if (!thread_.joinable()) return;
   {
     // Under the lock, so a thread held by Pause sees it and ends.
@@ -54,7 +45,11 @@ void VcpuThread::StopAndJoin() {
   // immediate_exit covers the window between the thread's last check and KVM_RUN; the signal
   // interrupts a KVM_RUN already in progress (api.rst, "immediate_exit").
   vcpu_->run()->immediate_exit = 1;
-  pthread_kill(thread_.native_handle(), KickSignal());
+  KickThread(thread_.native_handle());
+}
+
+void VcpuThread::Join() {
+  if (!thread_.joinable()) return;
   thread_.join();
   if (LogEnabled(LogLevel::kDebug)) LogRegisters();
 }
@@ -73,7 +68,7 @@ void VcpuThread::Pause() {
   // As in StopAndJoin: immediate_exit for a thread about to enter KVM_RUN, the signal for one
   // inside it.
   vcpu_->run()->immediate_exit = 1;
-  pthread_kill(thread_.native_handle(), KickSignal());
+  KickThread(thread_.native_handle());
   absl::MutexLock lock(&mutex_);
   mutex_.Await(absl::Condition(this, &VcpuThread::HeldOrExited));
 }

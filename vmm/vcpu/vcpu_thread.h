@@ -35,8 +35,14 @@ class VcpuThread {
   static void InstallKickSignalHandler();
 
   void Start();
-  // Makes KVM_RUN return (now or before it is next entered) and joins the thread.
-  void StopAndJoin();
+  // Makes KVM_RUN return (now or before it is next entered); does not wait.
+  void RequestStop();
+  // Waits for the thread to end; after RequestStop (or a stop request from the VM).
+  void Join();
+  void StopAndJoin() {
+    RequestStop();
+    Join();
+  }
   // Takes the vCPU out of KVM_RUN and holds it there until Resume. Returns once the vCPU is
   // held, or its thread has ended (the VM is stopping), so the guest runs no instruction after.
   void Pause();

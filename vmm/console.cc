@@ -19,13 +19,15 @@ absl::StatusOr<std::unique_ptr<Console>> Console::Create(SerialMode mode,
       if (!console->file_.valid()) {
         return ErrnoError(absl::StrFormat("cannot open serial log %s", path.string()));
       }
-      console->output_fd_ = console->file_.get();
+      MINIVMM_ASSIGN_OR_RETURN(console->output_,
+                               OutputPump::Start(console->file_.get(), OutputPump::Options()));
       return console;
     }
     case SerialMode::kStdio:
       break;
   }
-  console->output_fd_ = STDOUT_FILENO;
+  MINIVMM_ASSIGN_OR_RETURN(console->output_,
+                           OutputPump::Start(STDOUT_FILENO, OutputPump::Options()));
   console->input_fd_ = STDIN_FILENO;
   termios tio;
   if (::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &tio) == 0) {
@@ -44,13 +46,11 @@ Console::~Console() {
 }
 
 void Console::Write(std::span<const uint8_t> bytes) {
-  if (output_fd_ < 0) return;
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(output_fd_, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // a closed stdout must not stop the guest
-    bytes = bytes.subspan(n);
-  }
+  if (output_ != nullptr) output_->Write(bytes);
+}
+
+uint64_t Console::dropped_output_bytes() const {
+  return output_ != nullptr ? output_->dropped_bytes() : 0;
 }
 
 std::string Console::FilterEscapes(std::span<const char> raw, bool* quit) {

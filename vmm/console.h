@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "vmm/base/output_pump.h"
 #include "vmm/base/unique_fd.h"
 #include "vmm/config/config.h"
 
@@ -29,8 +30,11 @@ class Console {
   Console& operator=(const Console&) = delete;
   ~Console();  // restores the terminal
 
-  // Guest output. Called from vCPU threads; each call is one write sequence.
+  // Guest output, from vCPU threads and device workers. Never blocks for long: a writer thread
+  // takes it to the output (see OutputPump), so a reader that stops reading cannot hang a vCPU
+  // or the VMM's stop; its output is dropped after a second's wait, and counted.
   void Write(std::span<const uint8_t> bytes);
+  uint64_t dropped_output_bytes() const;
 
   // -1 when there is no input (mode none/file, or stdin at EOF).
   int input_fd() const { return input_fd_; }
@@ -47,8 +51,9 @@ class Console {
   Console() = default;
   std::string FilterEscapes(std::span<const char> raw, bool* quit);
 
-  int output_fd_ = -1;
   UniqueFd file_;  // owned output file in SerialMode::kFile
+  // Declared after file_ so it is destroyed (flushed and joined) before the file is closed.
+  std::unique_ptr<OutputPump> output_;
   int input_fd_ = -1;
   std::optional<termios> saved_termios_;
   bool escape_pending_ = false;

@@ -178,6 +178,11 @@ absl::StatusOr<int> RunVm(const VmConfig& config, const RunOptions& options) {
     MINIVMM_ASSIGN_OR_RETURN(StopReason reason, RunOneBoot(*vm, *stop, *console, loop.get()));
     control.SetCurrent(nullptr, nullptr, boot);
     vm.reset();
+    if (const uint64_t dropped = console->dropped_output_bytes(); dropped > 0) {
+      Log(LogLevel::kWarning,
+          "console: %d bytes of guest output dropped so far: its reader stopped reading",
+          dropped);
+    }
     const int signal_number = stop->signal();
     switch (reason) {
       case StopReason::kPowerOff:

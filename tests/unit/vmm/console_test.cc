@@ -7,7 +7,12 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
+#include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "gtest/gtest.h"
 
@@ -79,6 +84,47 @@ TEST_F(ConsoleOnTerminalTest, EscapeSplitAcrossReadsStillQuits) {
   ASSERT_TRUE(console.ok());
   EXPECT_FALSE(Type(**console, "\x01").quit);
   EXPECT_TRUE(Type(**console, "x").quit);
+}
+
+// A stdout whose reader never reads (a full pipe) must not hold a vCPU writing guest output
+// for more than a moment, nor the console's teardown: both would hang the VMM's stop.
+TEST(ConsoleOutputTest, StdoutThatIsNeverReadDoesNotBlockWritesOrTeardown) {
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  const int saved_stdout = ::dup(STDOUT_FILENO);
+  ASSERT_GE(::dup2(pipe_fds[1], STDOUT_FILENO), 0);
+  std::atomic<bool> done{false};
+  std::thread guest([&] {
+    {
+      absl::StatusOr<std::unique_ptr<Console>> console = Console::Create(SerialMode::kStdio, {});
+      if (console.ok()) {
+        const std::string line(1023, 'x');
+        for (int i = 0; i < 1024; ++i) {  // 1 MiB: far beyond the pipe's 64 KiB
+          (*console)->Write(
+              std::span(reinterpret_cast<const uint8_t*>(line.data()), line.size()));
+        }
+      }
+    }  // the console's teardown counts too
+    done.store(true);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done.load() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const bool finished_without_reader = done.load();
+  // Only now read, so a console that blocked can finish and the test ends either way.
+  std::thread drain([&] {
+    char buffer[4096];
+    while (::read(pipe_fds[0], buffer, sizeof(buffer)) > 0) {
+    }
+  });
+  guest.join();
+  ::dup2(saved_stdout, STDOUT_FILENO);
+  ::close(saved_stdout);
+  ::close(pipe_fds[1]);  // EOF for the drain
+  drain.join();
+  ::close(pipe_fds[0]);
+  EXPECT_TRUE(finished_without_reader) << "console output blocked on a stdout nobody reads";
 }
 
 }  // namespace

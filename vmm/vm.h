@@ -3,6 +3,7 @@
 #ifndef MINIVMM_VMM_VM_H_
 #define MINIVMM_VMM_VM_H_
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -13,6 +14,8 @@
 #include "vmm/config/config.h"
 #include "vmm/core/bus.h"
 #include "vmm/core/guest_memory.h"
+#include "vmm/core/irq_line.h"
+#include "vmm/core/shared_irq_line.h"
 #include "vmm/core/stop_request.h"
 #include "vmm/host_backends.h"
 #include "vmm/kvm/kvm.h"
@@ -22,7 +25,6 @@ namespace minivmm {
 
 class Console;
 class Serial16550;
-class KvmIrqLine;
 class BootDebugPort;
 class GsiRouter;
 class KvmMsiAllocator;
@@ -68,6 +70,8 @@ class Vm {
                                 Console* console);
   // The full-reservation rule: pins and DMA-maps every RAM region (prefaulting it).
   absl::Status ReserveMemoryForDma(VfioContainer* container);
+  // A new source on GSI `gsi`'s line, for one device; the Vm keeps both.
+  IrqLine* AddIrqSource(uint32_t gsi);
   absl::Status CreateVcpus(const KvmSystem& kvm, uint32_t count, const struct LinuxEntry& entry);
 
   // Members are destroyed bottom-up: vCPU threads are joined first, then bus registrations
@@ -77,14 +81,16 @@ class Vm {
   std::unique_ptr<KvmVm> kvm_vm_;
   Bus pio_bus_{"port I/O"};
   Bus mmio_bus_{"MMIO"};
-  std::unique_ptr<KvmIrqLine> serial_irq_;
+  // Interrupt lines by GSI, each ORing the devices on it (slots s and s + 8 share one), and
+  // the devices' sources on them.
+  std::map<uint32_t, std::unique_ptr<SharedIrqLine>> irq_lines_;
+  std::vector<std::unique_ptr<IrqLine>> irq_sources_;
   std::shared_ptr<Serial16550> serial_;
   std::shared_ptr<BootDebugPort> debug_port_;
   // PCI: functions go before the interrupt plumbing they use (MSI vectors, INTx lines).
   std::unique_ptr<GsiRouter> gsi_router_;
   std::unique_ptr<KvmMsiAllocator> msi_allocator_;
   std::unique_ptr<KvmMmioWriteEvents> write_events_;
-  std::vector<std::unique_ptr<KvmIrqLine>> intx_lines_;
   // Passthrough: guest RAM stays DMA-mapped (pinned) while dma_container_ is set.
   VfioContainer* dma_container_ = nullptr;
   std::unique_ptr<KvmBarMapper> bar_mapper_;

@@ -2,7 +2,6 @@
 #ifndef MINIVMM_VMM_KVM_KVM_IRQ_LINE_H_
 #define MINIVMM_VMM_KVM_KVM_IRQ_LINE_H_
 
-#include <atomic>
 #include <cstdint>
 
 #include "vmm/base/log.h"
@@ -11,13 +10,13 @@
 
 namespace minivmm {
 
+// Sets the GSI on every call: callers go through a SharedIrqLine, which passes only changes,
+// in order, under its lock.
 class KvmIrqLine : public IrqLine {
  public:
   KvmIrqLine(KvmVm* vm, uint32_t gsi) : vm_(vm), gsi_(gsi) {}
 
   void SetLevel(bool asserted) override {
-    // Devices re-assert their level after every register access; only changes reach KVM.
-    if (level_.exchange(asserted) == asserted) return;
     if (absl::Status status = vm_->SetIrqLine(gsi_, asserted); !status.ok()) {
       Log(LogLevel::kError, "%s", status.ToString());
     }
@@ -26,7 +25,6 @@ class KvmIrqLine : public IrqLine {
  private:
   KvmVm* vm_;
   uint32_t gsi_;
-  std::atomic<bool> level_{false};
 };
 
 }  // namespace minivmm

@@ -173,7 +173,11 @@ void VfioConfigVirtualizer::AddCapabilities(std::span<const uint8_t> config,
     const uint32_t end = end_of[cap.offset];
     bool keep = false;
     switch (cap.id) {
-      case PCI_CAP_ID_PM:   // D-state changes: vfio-pci mediates them
+      case PCI_CAP_ID_PM:  // D-state changes: vfio-pci mediates them; BARs follow them here
+        // Only a capability whose bytes reach PMCSR can change the power state.
+        if (end >= cap.offset + PCI_PM_CTRL + 2u) pm_offset_ = cap.offset;
+        keep = true;
+        break;
       case PCI_CAP_ID_EXP:  // device control/status: vfio-pci virtualizes what it must
         keep = true;
         break;
@@ -358,6 +362,14 @@ VfioConfigWriteEffect VfioConfigVirtualizer::Write(uint32_t offset, std::span<co
     run_start = i;
   }
 
+  // The PowerState field is PMCSR's low two bits (PCI PM 1.2 §3.2.4); the write itself went
+  // to the device above.
+  if (pm_offset_) {
+    const uint32_t pmcsr = *pm_offset_ + PCI_PM_CTRL;
+    if (offset <= pmcsr && pmcsr < offset + data.size()) {
+      power_state_ = data[pmcsr - offset] & PCI_PM_CTRL_STATE_MASK;
+    }
+  }
   for (int i = 0; i < PciConfigSpace::kNumBars; ++i) {
     effect.bars_changed[i] = BarMapping(i) != bars_before[i];
   }
@@ -423,13 +435,13 @@ void VfioConfigVirtualizer::SetInterruptLine(uint8_t line) {
 }
 
 std::optional<uint64_t> VfioConfigVirtualizer::BarMapping(int index) const {
-  if (!header_.BarDecoding(index)) return std::nullopt;
+  if (power_state_ != 0 || !header_.BarDecoding(index)) return std::nullopt;
   return header_.BarAddress(index);
 }
 
 std::optional<uint64_t> VfioConfigVirtualizer::RomMapping() const {
   // The ROM decodes only with both its own enable bit and Memory Space set (§6.2.5.2).
-  if (rom_size_ == 0 || (rom_register_ & PCI_ROM_ADDRESS_ENABLE) == 0 ||
+  if (rom_size_ == 0 || power_state_ != 0 || (rom_register_ & PCI_ROM_ADDRESS_ENABLE) == 0 ||
       (command() & PCI_COMMAND_MEMORY) == 0) {
     return std::nullopt;
   }

@@ -119,13 +119,19 @@ class VfioConfigVirtualizer {
   void SetInterruptLine(uint8_t line);
 
   const std::vector<VfioBarDescription>& bars() const { return bars_; }
-  // The BAR's guest address while the guest has it decoding, else nullopt.
+  // The BAR's guest address while the guest has it decoding (and the function is in D0), else
+  // nullopt.
   std::optional<uint64_t> BarMapping(int index) const;
   uint64_t rom_size() const { return rom_size_; }
-  // The ROM's guest address while enabled and memory decoding is on (PCI 3.0 §6.2.5.2).
+  // The ROM's guest address while enabled, memory decoding is on (PCI 3.0 §6.2.5.2) and the
+  // function is in D0.
   std::optional<uint64_t> RomMapping() const;
   uint16_t command() const { return header_.command(); }
   uint8_t interrupt_pin() const { return header_.raw()[0x3d]; }
+  // The power state the guest last put the function in through its PM capability (0: D0, 3:
+  // D3hot). Outside D0 a function decodes no BAR (PCI PM 1.2 §5.4), and since Linux 5.19
+  // vfio-pci faults BAR mmaps in D3hot: guest slots over them would make KVM_RUN fail.
+  uint8_t power_state() const { return power_state_; }
 
   // The MSI-X structures, if the capability is exposed.
   const std::optional<VfioMsixLayout>& msix() const { return msix_layout_; }
@@ -180,6 +186,8 @@ class VfioConfigVirtualizer {
   uint32_t msi_max_vectors_ = 1;
   std::optional<uint8_t> msix_offset_;
   std::optional<VfioMsixLayout> msix_layout_;
+  std::optional<uint8_t> pm_offset_;
+  uint8_t power_state_ = 0;  // PCI_PM_CTRL_STATE_MASK bits of the guest's last PMCSR write
 };
 
 }  // namespace minivmm

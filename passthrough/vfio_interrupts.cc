@@ -60,7 +60,10 @@ absl::Status VfioInterrupts::Update(bool msix_enabled, const VfioMsiState& msi) 
     // New messages for enabled MSI vectors need new routes only; a new vector count needs VFIO
     // to start over.
     if (wanted != Mode::kMsi) return absl::OkStatus();
-    if (msi.vectors == msi_enabled_vectors_) return RouteMsi(msi);
+    if (msi.vectors == msi_enabled_vectors_) {
+      MINIVMM_RETURN_IF_ERROR(RouteMsi(msi));
+      return MaskMsi(msi);
+    }
   }
   MINIVMM_RETURN_IF_ERROR(Disable());
   switch (wanted) {
@@ -120,8 +123,10 @@ absl::Status VfioInterrupts::EnableMsi(const VfioMsiState& msi) {
     }
     msi_vectors_.push_back(*std::move(vector));
   }
-  // Routes before eventfds, so that the first interrupt already goes where the guest wants.
+  // Routes and masks before eventfds, so that the first interrupt already goes where the guest
+  // wants, or waits if the guest masked its vector before enabling MSI.
   MINIVMM_RETURN_IF_ERROR(RouteMsi(msi));
+  MINIVMM_RETURN_IF_ERROR(MaskMsi(msi));
   std::vector<int> fds;
   for (uint32_t i = 0; i < msi.vectors; ++i) fds.push_back(msi_vectors_[i]->event_fd());
   MINIVMM_RETURN_IF_ERROR(
@@ -148,6 +153,24 @@ absl::Status VfioInterrupts::RouteMsi(const VfioMsiState& msi) {
     }
   }
   return result;
+}
+
+absl::Status VfioInterrupts::MaskMsi(const VfioMsiState& msi) {
+  // Per-vector masking (PCI 3.0 §6.8.1.7): a masked vector holds what the device raises and
+  // delivers it on unmask, as a masked MSI-X entry does. The bits are zero for a device
+  // without the capability's mask register.
+  const uint32_t count =
+      std::min<uint32_t>(msi.vectors, static_cast<uint32_t>(msi_vectors_.size()));
+  for (uint32_t i = 0; i < count; ++i) {
+    const bool masked = (msi.mask_bits >> i) & 1;
+    if (masked == ((msi_masked_ >> i) & 1)) continue;
+    MINIVMM_RETURN_IF_ERROR(WithContext(
+        msi_vectors_[i]->SetMasked(masked),
+        absl::StrFormat("%s: %s MSI vector %d", device_->name(), masked ? "masking" : "unmasking",
+                        i)));
+    msi_masked_ ^= uint32_t{1} << i;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status VfioInterrupts::EnableMsix() {

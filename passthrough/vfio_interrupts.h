@@ -90,6 +90,8 @@ class VfioInterrupts {
   absl::Status EnableIntx();
   absl::Status EnableMsi(const VfioMsiState& msi);
   absl::Status RouteMsi(const VfioMsiState& msi);
+  // Brings the vectors' masks in line with the guest's per-vector mask bits.
+  absl::Status MaskMsi(const VfioMsiState& msi);
   absl::Status EnableMsix();
 
   VfioDevice* const device_;
@@ -99,6 +101,8 @@ class VfioInterrupts {
   uint32_t msi_enabled_vectors_ = 0;
   // Allocated on first use and kept: a GSI each, reused across disable/enable.
   std::vector<std::unique_ptr<VfioVector>> msi_vectors_;
+  // Which of msi_vectors_ are masked (bit i: vector i). They keep it across disable/enable.
+  uint32_t msi_masked_ = 0;
   std::vector<std::unique_ptr<VfioVector>> msix_vectors_;  // by table entry
 };
 

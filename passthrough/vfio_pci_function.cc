@@ -381,6 +381,12 @@ void VfioPciFunction::ReadConfig(uint32_t offset, std::span<uint8_t> data) {
 void VfioPciFunction::WriteConfig(uint32_t offset, std::span<const uint8_t> data) {
   absl::MutexLock lock(&mutex_);
   const VfioConfigWriteEffect effect = config_.Write(offset, data);
+  const bool mappings_changed =
+      effect.bars_changed.any() || effect.rom_changed || effect.command_changed;
+  // Mappings that end go before the device hears of the write: a KVM slot over a BAR the
+  // device no longer decodes (memory decode off; a D-state other than D0, where vfio-pci
+  // faults BAR mmaps) would make the guest's next access fail KVM_RUN.
+  if (mappings_changed) UnmapStale();
   for (const VfioConfigWriteEffect::DeviceWrite& write : effect.device_writes) {
     absl::Status status =
         device_->WriteRegion(VFIO_PCI_CONFIG_REGION_INDEX, write.offset, write.data);
@@ -389,9 +395,7 @@ void VfioPciFunction::WriteConfig(uint32_t offset, std::span<const uint8_t> data
                               status.ToString());
     }
   }
-  if (effect.bars_changed.any() || effect.rom_changed || effect.command_changed) {
-    UpdateMappings(effect.command_changed);
-  }
+  if (mappings_changed) UpdateMappings(effect.command_changed);
   if (effect.msi_changed || effect.msix_changed) {
     if (absl::Status status = UpdateInterrupts(); !status.ok()) {
       Log(LogLevel::kWarning, "%s: %s", name_, status.ToString());
@@ -406,16 +410,7 @@ void VfioPciFunction::WriteConfig(uint32_t offset, std::span<const uint8_t> data
 void VfioPciFunction::UpdateMappings(bool command_changed) {
   // Down first: a KVM slot over a BAR whose decoding the device has turned off would fault
   // (vfio-pci refuses mmap faults while memory decode is off).
-  for (const std::unique_ptr<Bar>& bar : bars_) {
-    if (bar->mapped_at == config_.BarMapping(bar->description.index)) continue;
-    bar->guest_mappings.clear();
-    bar->registration = BusRegistration();
-    bar->mapped_at.reset();
-  }
-  if (rom_mapped_ != config_.RomMapping()) {
-    rom_registration_ = BusRegistration();
-    rom_mapped_.reset();
-  }
+  UnmapStale();
   if (command_changed) {
     if (absl::Status status = SyncCommand(); !status.ok()) {
       Log(LogLevel::kWarning, "%s: %s", name_, status.ToString());
@@ -426,6 +421,19 @@ void VfioPciFunction::UpdateMappings(bool command_changed) {
     if (wanted && !bar->mapped_at) MapBar(*bar, *wanted);
   }
   UpdateRom();
+}
+
+void VfioPciFunction::UnmapStale() {
+  for (const std::unique_ptr<Bar>& bar : bars_) {
+    if (bar->mapped_at == config_.BarMapping(bar->description.index)) continue;
+    bar->guest_mappings.clear();
+    bar->registration = BusRegistration();
+    bar->mapped_at.reset();
+  }
+  if (rom_mapped_ != config_.RomMapping()) {
+    rom_registration_ = BusRegistration();
+    rom_mapped_.reset();
+  }
 }
 
 void VfioPciFunction::MapBar(Bar& bar, uint64_t address) {

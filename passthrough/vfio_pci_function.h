@@ -91,6 +91,8 @@ class VfioPciFunction : public PciFunction {
   // Brings the BAR/ROM mappings in line with the virtual config: mappings that changed come
   // down before the device's decode bits are updated, new ones go up after.
   void UpdateMappings(bool command_changed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // The first half of that: drops the mappings the virtual config no longer wants.
+  void UnmapStale() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void MapBar(Bar& bar, uint64_t address) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void UpdateRom() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Copies the guest's memory/I/O/bus-master/INTx-disable command bits to the device.

@@ -285,6 +285,26 @@ TEST_F(VfioPciFunctionTest, PowerManagementWritesReachTheDevice) {
   EXPECT_EQ(ReadConfig(E::kPm + PCI_CAP_LIST_NEXT, 1), E::kMsi);
 }
 
+// Outside D0 a function decodes no BAR, and vfio-pci faults its BAR mmaps in D3hot: the guest
+// slots must come down before the device goes to D3hot, and back up in D0.
+TEST_F(VfioPciFunctionTest, BarMappingsFollowThePowerState) {
+  Create();
+  WriteConfig(PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
+  ASSERT_EQ(mapper_.live().size(), 4u);
+  state_->events.clear();
+
+  WriteConfig(E::kPm + PCI_PM_CTRL, PCI_PM_CTRL_STATE_MASK, 2);  // D3hot
+  EXPECT_THAT(mapper_.live(), IsEmpty());
+  EXPECT_FALSE(BusRead(mmio_, kBar0Address + 0x8000).has_value());
+  ASSERT_FALSE(state_->events.empty());
+  EXPECT_EQ(state_->events.front(), absl::StrFormat("unmap %#x", kBar0Address));
+  EXPECT_EQ(state_->events.back(), absl::StrFormat("config write %#x", E::kPm + PCI_PM_CTRL));
+
+  WriteConfig(E::kPm + PCI_PM_CTRL, 0, 2);  // D0
+  EXPECT_EQ(mapper_.live().size(), 4u);
+  EXPECT_TRUE(BusRead(mmio_, kBar0Address + 0x8000).has_value());
+}
+
 TEST_F(VfioPciFunctionTest, BusMasterWriteReachesTheDevice) {
   Create();
   WriteConfig(PCI_COMMAND, PCI_COMMAND_MASTER | PCI_COMMAND_SERR, 2);

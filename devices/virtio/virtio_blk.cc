@@ -1,5 +1,6 @@
 #include "devices/virtio/virtio_blk.h"
 
+#include <endian.h>
 #include <linux/virtio_ids.h>
 
 #include <algorithm>
@@ -29,7 +30,11 @@ void VirtioBlk::ReadConfig(uint64_t offset, std::span<uint8_t> data) {
   std::memcpy(data.data(), reinterpret_cast<const uint8_t*>(&config_) + offset, n);
 }
 
-void VirtioBlk::OnActivate(uint64_t negotiated_features) { info_ = {serial_, negotiated_features}; }
+void VirtioBlk::OnActivate(uint64_t negotiated_features) {
+  info_ = {.serial = serial_,
+           .negotiated_features = negotiated_features,
+           .seg_max = le32toh(config_.seg_max)};
+}
 
 std::optional<uint32_t> VirtioBlk::HandleChain(GuestMemory& memory, const DescriptorChain& chain) {
   const BlkRequestResult result = ExecuteBlkRequest(memory, chain, *backend_, info_);

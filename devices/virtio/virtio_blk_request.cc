@@ -252,6 +252,11 @@ BlkRequestResult ExecuteBlkRequest(GuestMemory& memory, const DescriptorChain& c
   if (reader.remaining() < sizeof(header) || !reader.ReadObject(&header).ok()) {
     MINIVMM_LOG_GUEST_ERROR("virtio-blk: request %d has %d readable bytes, short of a header",
                             chain.head, reader.remaining());
+  } else if (chain.buffers.size() - 2 > info.seg_max) {
+    // The driver must keep to the seg_max it read (§5.2.5); more would let a guest make each
+    // request as costly as its whole descriptor table.
+    MINIVMM_LOG_GUEST_ERROR("virtio-blk: request %d has %d descriptors, over seg_max %d + 2",
+                            chain.head, chain.buffers.size(), info.seg_max);
   } else {
     const Request request{reader, writer, data_len, le64toh(header.sector), backend, info};
     outcome = Dispatch(request, le32toh(header.type));

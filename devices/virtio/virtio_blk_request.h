@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "devices/virtio/block_backend.h"
@@ -50,6 +51,9 @@ struct BlkDeviceInfo {
   // The negotiated feature bits (1 << VIRTIO_BLK_F_*; transport bits may be present and are
   // ignored), a subset of what BlkDeviceFeatures() offered for the same backend.
   uint64_t negotiated_features = 0;
+  // The seg_max the configuration space advertises: a request with more data segments than
+  // this (more descriptors than seg_max + 2, with the header and the status) fails with IOERR.
+  uint32_t seg_max = std::numeric_limits<uint32_t>::max();
 };
 
 struct BlkRequestResult {

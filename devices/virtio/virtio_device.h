@@ -5,6 +5,7 @@
 #ifndef MINIVMM_DEVICES_VIRTIO_VIRTIO_DEVICE_H_
 #define MINIVMM_DEVICES_VIRTIO_VIRTIO_DEVICE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -29,6 +30,11 @@ struct ActiveQueue {
   std::function<void()> signal_used;
 };
 
+// Whether Bus Master Enable is set (see Activation::bus_master).
+inline bool BusMasterEnabled(const std::atomic<bool>* bus_master) {
+  return bus_master == nullptr || bus_master->load(std::memory_order_acquire);
+}
+
 struct Activation {
   GuestMemory* memory = nullptr;
   uint64_t features = 0;  // negotiated: the device's own bits plus transport/ring bits
@@ -37,6 +43,11 @@ struct Activation {
   // DEVICE_NEEDS_RESET and tells the driver (§2.1.2). The device stops serving until reset.
   // Thread-safe.
   std::function<void()> report_broken;
+  // The function's Bus Master Enable (command register bit 2, PCI 3.0 §6.2.2): while it is
+  // clear the device must not touch guest memory, so it leaves its queues alone; the transport
+  // kicks every queue when the bit is set again. Null: always set (tests of a bare device).
+  const std::atomic<bool>* bus_master = nullptr;
+  bool MayAccessMemory() const { return BusMasterEnabled(bus_master); }
 };
 
 class VirtioDevice {

@@ -163,6 +163,15 @@ void VirtioPciFunction::WriteConfig(uint32_t offset, std::span<const uint8_t> da
   if (effect.bars_changed.any() || effect.command_changed) UpdateBarMapping();
   // The command register's Interrupt Disable bit gates INTx (PCI 3.0 §6.2.2): a pending
   // interrupt shows on the line only while the bit is clear.
+  // Bus Master Enable gates the device's access to guest memory (see Activation::bus_master).
+  // Work that waited for it resumes through the queues' kick fds.
+  const bool bus_master = (config_.command() & PCI_COMMAND_MASTER) != 0;
+  if (bus_master_.exchange(bus_master, std::memory_order_acq_rel) != bus_master && bus_master &&
+      active_) {
+    for (size_t i = 0; i < common_.queues().size(); ++i) {
+      if (common_.queues()[i].enabled) (void)kick_fds_[i].Signal();
+    }
+  }
   const bool intx_disabled = (config_.command() & PCI_COMMAND_INTX_DISABLE) != 0;
   if (intx_disabled_.exchange(intx_disabled) != intx_disabled && !msix_->enabled()) {
     resources_.intx->SetLevel(!intx_disabled && isr_.load() != 0);
@@ -234,6 +243,7 @@ void VirtioPciFunction::Activate() {
     activation.queues.push_back(
         {index, q.layout(), kick_fds_[i].fd(), [this, index] { SignalQueue(index); }});
   }
+  activation.bus_master = &bus_master_;
   activation.report_broken = [this] {
     needs_reset_.store(true);
     SignalConfigChange();

@@ -103,6 +103,7 @@ class VirtioPciFunction : public PciFunction {
   std::atomic<uint8_t> isr_{0};
   std::atomic<bool> needs_reset_{false};
   std::atomic<bool> intx_disabled_{false};  // command register bit 10, for worker threads
+  std::atomic<bool> bus_master_{false};     // command register bit 2, for worker threads
   std::unique_ptr<std::atomic<uint16_t>[]> queue_vectors_;
   std::atomic<uint16_t> config_vector_{kNoMsixVector};
 };

@@ -27,6 +27,34 @@ TEST_F(VirtioBlkRequestTest, ReadFillsWritableBufferAndReportsDataPlusStatus) {
   EXPECT_EQ(GuestByte(status), VIRTIO_BLK_S_OK);
 }
 
+// seg_max (§5.2.5): the driver may use at most that many data segments, besides the header and
+// the status byte. More fail with IOERR and move no data.
+TEST_F(VirtioBlkRequestTest, RequestWithMoreSegmentsThanSegMaxFailsWithoutTouchingData) {
+  info_.seg_max = 2;
+  Readable(Header(VIRTIO_BLK_T_IN, 0));
+  const uint64_t first = Writable(kSector);
+  Writable(kSector);
+  Writable(kSector);
+  const uint64_t status = Writable(1);
+  const BlkRequestResult result = Execute();
+  EXPECT_EQ(result.status, VIRTIO_BLK_S_IOERR);
+  EXPECT_EQ(GuestByte(status), VIRTIO_BLK_S_IOERR);
+  EXPECT_FALSE(result.needs_reset);
+  EXPECT_EQ(GuestBytes(first, kSector), std::vector<uint8_t>(kSector, kPoison));
+}
+
+TEST_F(VirtioBlkRequestTest, RequestWithSegMaxSegmentsSucceeds) {
+  info_.seg_max = 3;
+  Readable(Header(VIRTIO_BLK_T_IN, 0));
+  const uint64_t first = Writable(kSector);
+  Writable(kSector);
+  Writable(kSector);
+  const uint64_t status = Writable(1);
+  EXPECT_EQ(Execute().status, VIRTIO_BLK_S_OK);
+  EXPECT_EQ(GuestByte(status), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(GuestBytes(first, kSector), Disk(0, kSector));
+}
+
 TEST_F(VirtioBlkRequestTest, ReadScattersAcrossBuffersAndSharesBufferWithStatus) {
   Readable(Header(VIRTIO_BLK_T_IN, 5));
   const uint64_t a = Writable(100);

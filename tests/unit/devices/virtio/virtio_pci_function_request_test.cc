@@ -280,5 +280,23 @@ TEST_F(VirtioPciFunctionTest, IsrReadRacingQueueInterruptDoesNotLoseIntx) {
   EXPECT_FALSE(gated_intx_.level());
 }
 
+// Bus Master Enable (PCI 3.0 §6.2.2): a function whose driver cleared it must not touch guest
+// memory; requests wait, and are served once the bit is set again.
+TEST_F(VirtioPciFunctionTest, NoGuestMemoryAccessWhileBusMasterIsOffThenServesWhenOn) {
+  InitDriver();
+  ConfigWrite16(PCI_COMMAND, Config16(PCI_COMMAND) & ~PCI_COMMAND_MASTER);
+  PutDescriptor(0, kBuffer, kBufferSize, VRING_DESC_F_WRITE);
+  Offer(0);
+  Kick();
+  EXPECT_TRUE(StaysTrue([&] {
+    return UsedIdx() == 0 && queue_msi_->triggers() == 0 &&
+           AllZero(GuestBytes(kBuffer, kBufferSize));
+  }));
+
+  ConfigWrite16(PCI_COMMAND, Config16(PCI_COMMAND) | PCI_COMMAND_MASTER);
+  ASSERT_TRUE(WaitFor([&] { return UsedIdx() == 1 && queue_msi_->triggers() == 1; }));
+  EXPECT_EQ(UsedElem(0).len, kBufferSize);
+}
+
 }  // namespace
 }  // namespace minivmm::virtio

@@ -22,13 +22,15 @@ ABSL_FLAG(std::string, api_socket, "",
 ABSL_FLAG(bool, force, false, "passthrough bind: bind even though the host uses the function");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level shown: debug, info, warning, error");
+ABSL_FLAG(std::string, seccomp, "on",
+          "seccomp-bpf allow-lists on every VMM thread: on, or off to debug a refused call");
 
 namespace {
 
 constexpr char kUsage[] =
     "minivmm boots a Linux guest on KVM.\n"
     "\n"
-    "Usage: minivmm --config vm.toml [--api_socket PATH] [--log_level=info]\n"
+    "Usage: minivmm --config vm.toml [--api_socket PATH] [--log_level=info] [--seccomp=on]\n"
     "       minivmm ctl --api_socket PATH info|pause|resume|reboot|shutdown\n"
     "       minivmm cache list|clear\n"
     "       minivmm passthrough check|list|bind BDF [--force]|release BDF\n"
@@ -38,6 +40,8 @@ constexpr char kUsage[] =
     "  --api_socket PATH serve the API (JSON over HTTP) on this unix socket, created\n"
     "                    0600 and removed when minivmm exits\n"
     "  --log_level LEVEL least severe log level shown: debug, info, warning, error\n"
+    "  --seccomp on|off  system call allow-lists on every VMM thread (on); a call\n"
+    "                    outside them stops minivmm with exit code 159 and names it\n"
     "  --help            this text\n"
     "  --version         the version\n"
     "  cache list        the decompressed kernels minivmm keeps ($XDG_CACHE_HOME/minivmm)\n"
@@ -49,7 +53,8 @@ constexpr char kUsage[] =
     "                    state (JSON); pause, resume, reboot and shutdown act on it\n"
     "\n"
     "Exit codes: 0 guest powered off (or shut down with ctl), 1 error, 3 guest rebooted\n"
-    "with on_reboot = \"exit\", 128+N stopped by signal N. On a terminal, Ctrl-A x quits.\n";
+    "with on_reboot = \"exit\", 128+N stopped by signal N, 159 a refused system call\n"
+    "(seccomp). On a terminal, Ctrl-A x quits.\n";
 
 // Abseil's own --help exits with status 1 and lists its internal flags; a user asking for help
 // gets our text and status 0 instead.
@@ -114,6 +119,11 @@ int main(int argc, char** argv) {
     return minivmm::kExitError;
   }
   minivmm::SetLogLevel(level);
+  const std::string seccomp = absl::GetFlag(FLAGS_seccomp);
+  if (seccomp != "on" && seccomp != "off") {
+    std::fprintf(stderr, "minivmm: --seccomp must be on or off, got '%s'\n", seccomp.c_str());
+    return minivmm::kExitError;
+  }
   const std::string config_path = absl::GetFlag(FLAGS_config);
   if (config_path.empty()) {
     std::fprintf(stderr, "minivmm: no VM given: pass --config vm.toml (see minivmm --help)\n");
@@ -125,7 +135,9 @@ int main(int argc, char** argv) {
     return minivmm::kExitError;
   }
   absl::StatusOr<int> exit_code =
-      minivmm::RunVm(*config, {.vmm_start = start, .api_socket = absl::GetFlag(FLAGS_api_socket)});
+      minivmm::RunVm(*config, {.vmm_start = start,
+                               .api_socket = absl::GetFlag(FLAGS_api_socket),
+                               .seccomp = seccomp == "on"});
   if (!exit_code.ok()) {
     std::fprintf(stderr, "minivmm: %s\n", std::string(exit_code.status().message()).c_str());
     return minivmm::kExitError;

@@ -12,6 +12,7 @@
 #include "vmm/base/exit_codes.h"
 #include "vmm/base/log.h"
 #include "vmm/boot/boot_images.h"
+#include "vmm/base/seccomp.h"
 #include "vmm/console.h"
 #include "vmm/vm.h"
 
@@ -131,6 +132,8 @@ absl::StatusOr<StopReason> RunOneBoot(Vm& vm, StopRequest& stop, Console& consol
 
 absl::StatusOr<int> RunVm(const VmConfig& config, const RunOptions& options) {
   const absl::Time vmm_start = options.vmm_start;
+  // Before any thread starts: each installs its class's filter as it begins.
+  SetSeccompEnabled(options.seccomp);
   // Everything the user can get wrong (a socket in use, the files) is checked before KVM is
   // opened. The API is served only while a boot runs, so no request sees a half-built VM.
   MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<EventLoop> loop, EventLoop::Create());
@@ -164,6 +167,10 @@ absl::StatusOr<int> RunVm(const VmConfig& config, const RunOptions& options) {
     Log(LogLevel::kInfo, "API socket %s (minivmm ctl --api_socket %s info)",
         options.api_socket.string(), options.api_socket.string());
   }
+  // Set-up is done (files, sockets, KVM); from here the main thread only runs boots and the
+  // event loop, under its own allow-list, before the guest's first instruction.
+  MINIVMM_RETURN_IF_ERROR(EnterThreadClass(ThreadClass::kMain));
+  if (!options.seccomp) Log(LogLevel::kWarning, "seccomp filters are off (--seccomp=off)");
 
   for (int boot = 1;; ++boot) {
     MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<StopRequest> stop, StopRequest::Create());

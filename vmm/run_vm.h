@@ -15,6 +15,8 @@ struct RunOptions {
   absl::Time vmm_start;
   // Where to serve the API (empty: no API socket).
   std::filesystem::path api_socket;
+  // seccomp filters on every thread (vmm/base/seccomp.h); off only for debugging.
+  bool seccomp = true;
 };
 
 // Returns the process exit code (vmm/base/exit_codes.h), or an error for the caller to print.

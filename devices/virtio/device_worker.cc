@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "vmm/base/errno_status.h"
 #include "vmm/base/log.h"
+#include "vmm/base/seccomp.h"
 
 namespace minivmm::virtio {
 namespace {
@@ -51,6 +52,12 @@ DeviceWorker::~DeviceWorker() {
 }
 
 void DeviceWorker::Run() {
+  if (absl::Status entered = EnterThreadClass(ThreadClass::kDeviceWorker); !entered.ok()) {
+    // Without its filter the worker does not serve: the guest sees the device hang, and the
+    // log says why (the vCPU's own filter was installed, so this is not expected).
+    Log(LogLevel::kError, "%s worker: %s", name_, entered.ToString());
+    return;
+  }
   epoll_event events[16];
   for (;;) {
     const int n = ::epoll_wait(epoll_.get(), events, 16, -1);

@@ -17,7 +17,6 @@ name = "seed"
 vcpus = 2
 memory_mib = 256
 on_reboot = "restart"
-rng = true
 
 [boot]
 kernel = "bzImage"
@@ -31,6 +30,9 @@ path = "serial.log"
 [console]
 device = "virtio"
 
+[rng]
+enabled = true
+
 [[disk]]
 path = "disk.img"
 read_only = true
@@ -40,7 +42,7 @@ tap = "tap0"
 mac = "52:54:00:12:34:56"
 
 [[passthrough]]
-sysfs = "/sys/bus/pci/devices/0000:00:03.0"
+device = "0000:00:03.0"
 """
 
 

@@ -1,12 +1,16 @@
 #include "vmm/base/output_pump.h"
 
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 
+#include "vmm/base/log.h"
+#include "vmm/base/seccomp.h"
 #include "vmm/base/thread_kick.h"
 
 namespace minivmm {
@@ -20,7 +24,18 @@ constexpr size_t kChunk = 4096;
 absl::StatusOr<std::unique_ptr<OutputPump>> OutputPump::Start(int fd, Options options) {
   InstallThreadKickHandler();  // destruction may have to interrupt a blocked write
   std::unique_ptr<OutputPump> pump(new OutputPump(fd, options));
-  pump->thread_ = std::thread([p = pump.get()] { p->Run(); });
+  // The thread starts with every signal blocked: it may start before the main thread blocks
+  // SIGTERM and SIGINT to read them from a signalfd, and a thread that left them unblocked
+  // would take them and end the process without the VMM's orderly stop.
+  sigset_t all;
+  sigset_t previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &previous);
+  pump->thread_ = std::thread([p = pump.get()] {
+    AllowThreadKick();
+    p->Run();
+  });
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   return pump;
 }
 
@@ -71,6 +86,9 @@ uint64_t OutputPump::dropped_bytes() const {
 
 void OutputPump::Run() {
   std::array<uint8_t, kChunk> chunk;
+  if (absl::Status entered = EnterThreadClass(ThreadClass::kOutputWriter); !entered.ok()) {
+    Log(LogLevel::kError, "console output: %s", entered.ToString());
+  }
   absl::MutexLock lock(&mutex_);
   for (;;) {
     mutex_.Await(absl::Condition(this, &OutputPump::HasWorkOrStopping));

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_format.h"
 #include "vmm/base/log.h"
+#include "vmm/base/seccomp.h"
 #include "vmm/base/thread_kick.h"
 
 namespace minivmm {
@@ -89,7 +90,11 @@ void VcpuThread::WaitWhilePaused() {
 }
 
 void VcpuThread::Loop() {
-  RunUntilStopped();
+  if (absl::Status entered = EnterThreadClass(ThreadClass::kVcpu); !entered.ok()) {
+    stop_->Request(StopReason::kError, entered);
+  } else {
+    RunUntilStopped();
+  }
   absl::MutexLock lock(&mutex_);
   exited_ = true;
 }

@@ -40,19 +40,20 @@ namespace {
 #define MINIVMM_SYSCALLS_OUTPUT_WRITER(X) MINIVMM_SYSCALLS_ANY_THREAD(X)
 
 // Device workers: wait on their fds, move bytes between guest memory and the disk file or the
-// tap (socket backends too), make writes durable, punch holes for discard.
-#define MINIVMM_SYSCALLS_DEVICE_WORKER(X)                                                   \
-  MINIVMM_SYSCALLS_ANY_THREAD(X)                                                            \
-  X(epoll_pwait) X(epoll_wait) X(fallocate) X(fdatasync) X(fsync) X(pread64) X(preadv)      \
-  X(preadv2) X(pwrite64) X(pwritev) X(pwritev2) X(readv) X(recvfrom) X(recvmsg) X(sendmsg) \
-  X(sendto)
+// tap (socket backends too), make writes durable, punch holes for discard, and interrupt the
+// guest: an MSI is an eventfd write, but an INTx level is KVM_IRQ_LINE, an ioctl.
+#define MINIVMM_SYSCALLS_DEVICE_WORKER(X)                                                     \
+  MINIVMM_SYSCALLS_ANY_THREAD(X)                                                              \
+  X(epoll_pwait) X(epoll_wait) X(fallocate) X(fdatasync) X(fsync) X(ioctl) X(pread64)         \
+  X(preadv) X(preadv2) X(pwrite64) X(pwritev) X(pwritev2) X(readv) X(recvfrom) X(recvmsg)     \
+  X(sendmsg) X(sendto)
 
 // vCPUs: KVM_RUN and every ioctl device emulation makes (irqfds, ioeventfds, GSI routes, VFIO
 // interrupts and resets, tap offloads), VFIO region accesses, and what starting and stopping a
 // device worker takes (eventfd, epoll, a thread, and the worker installing its own filter).
 #define MINIVMM_SYSCALLS_VCPU(X)                                                             \
   MINIVMM_SYSCALLS_DEVICE_WORKER(X)                                                          \
-  X(clone) X(clone3) X(dup) X(epoll_create1) X(epoll_ctl) X(eventfd2) X(fcntl) X(ioctl)      \
+  X(clone) X(clone3) X(dup) X(epoll_create1) X(epoll_ctl) X(eventfd2) X(fcntl)               \
   X(rt_sigaction) X(seccomp) X(sigaltstack)
 
 // The main thread: everything a boot and a reboot need (KVM and VFIO set-up, guest memory,

@@ -13,7 +13,8 @@
 // filters off for debugging.
 //
 // Only system call numbers are filtered, not arguments: ioctl is allowed to the threads that
-// drive KVM, VFIO and taps. (Firecracker filters ioctl numbers too; see the README.)
+// drive KVM, VFIO and taps, and to device workers for KVM_IRQ_LINE. (Firecracker filters ioctl
+// numbers too; see the README.)
 #ifndef MINIVMM_VMM_BASE_SECCOMP_H_
 #define MINIVMM_VMM_BASE_SECCOMP_H_
 

@@ -53,19 +53,23 @@ vmtest_config() {
 	} >"$file"
 }
 
-# vmtest_guest_script SCRIPT OUT: OUT = the test initramfs plus a second cpio archive holding
-# SCRIPT as /test.sh, which the guest runs with minivmm.test=run. (Linux unpacks concatenated
-# archives in order, so the second one adds to the first.)
+# vmtest_guest_script SCRIPT OUT [FILE...]: OUT = the test initramfs plus a second cpio archive
+# holding SCRIPT as /test.sh, which the guest runs with minivmm.test=run, and each FILE in /bin.
+# (Linux unpacks concatenated archives in order, so the second one adds to the first.)
 vmtest_guest_script() {
-	local script=$1 out=$2 stage
+	local script=$1 out=$2 stage file
+	shift 2
 	stage=$(mktemp -d "$vmtest_work/script.XXXXXX")
 	cp "$script" "$stage/test.sh"
+	mkdir "$stage/bin"
+	for file in "$@"; do cp "$file" "$stage/bin/"; done
 	cp "$MINIVMM_GUEST_INITRAMFS" "$out"
 	# The kernel looks for the next archive only at 4-byte boundaries; zero padding is skipped
 	# (Documentation/driver-api/early-userspace/buffer-format.rst).
 	local pad=$(((4 - $(stat -c %s "$out") % 4) % 4))
 	head -c "$pad" /dev/zero >>"$out"
-	(cd "$stage" && echo test.sh | cpio --quiet -o -H newc -R 0:0) >>"$out"
+	(cd "$stage" && { echo test.sh; for file in bin/*; do [ ! -e "$file" ] || echo "$file"; done; } |
+		cpio --quiet -o -H newc -R 0:0) >>"$out"
 }
 
 # vmtest_run NAME CONFIG [TIMEOUT]: runs minivmm with stdin from /dev/null (or $VMTEST_STDIN),

@@ -150,9 +150,11 @@ absl::StatusOr<int> RunVm(const VmConfig& config, const RunOptions& options) {
       absl::ToDoubleSeconds(absl::Now() - vmm_start));
   MINIVMM_ASSIGN_OR_RETURN(HostBackends backends, OpenHostBackends(config));
   MINIVMM_ASSIGN_OR_RETURN(KvmSystem kvm, KvmSystem::Open());
+  // Before any thread starts (the console's output thread is the first): threads inherit the
+  // mask, so SIGTERM and friends reach the signalfd, not a thread that would die of them.
+  MINIVMM_ASSIGN_OR_RETURN(UniqueFd signal_fd, BlockTerminationSignals());
   MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<Console> console,
                            Console::Create(config.serial_mode, config.serial_path));
-  MINIVMM_ASSIGN_OR_RETURN(UniqueFd signal_fd, BlockTerminationSignals());
   VcpuThread::InstallKickSignalHandler();
   // Signals stop whichever boot is current.
   StopRequest* current_stop = nullptr;

@@ -1,8 +1,6 @@
 #include "vmm/base/output_pump.h"
 
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,18 +22,8 @@ constexpr size_t kChunk = 4096;
 absl::StatusOr<std::unique_ptr<OutputPump>> OutputPump::Start(int fd, Options options) {
   InstallThreadKickHandler();  // destruction may have to interrupt a blocked write
   std::unique_ptr<OutputPump> pump(new OutputPump(fd, options));
-  // The thread starts with every signal blocked: it may start before the main thread blocks
-  // SIGTERM and SIGINT to read them from a signalfd, and a thread that left them unblocked
-  // would take them and end the process without the VMM's orderly stop.
-  sigset_t all;
-  sigset_t previous;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &previous);
-  pump->thread_ = std::thread([p = pump.get()] {
-    AllowThreadKick();
-    p->Run();
-  });
-  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  // The thread inherits the caller's signal mask (minivmm blocks SIGTERM and friends first).
+  pump->thread_ = std::thread([p = pump.get()] { p->Run(); });
   return pump;
 }
 

@@ -26,11 +26,4 @@ void InstallThreadKickHandler() {
 
 void KickThread(pthread_t thread) { pthread_kill(thread, KickSignal()); }
 
-void AllowThreadKick() {
-  sigset_t kick;
-  sigemptyset(&kick);
-  sigaddset(&kick, KickSignal());
-  pthread_sigmask(SIG_UNBLOCK, &kick, nullptr);
-}
-
 }  // namespace minivmm

@@ -15,10 +15,6 @@ void InstallThreadKickHandler();
 // empty handler: callers set their own flag first and kick again until the thread reacts.
 void KickThread(pthread_t thread);
 
-// Unblocks the kick signal in the calling thread (for a thread started with every signal
-// blocked, so that SIGTERM and friends go to the thread that waits for them).
-void AllowThreadKick();
-
 }  // namespace minivmm
 
 #endif  // MINIVMM_VMM_BASE_THREAD_KICK_H_

@@ -27,14 +27,15 @@ namespace {
 // one below it plus its own calls (see the header for why they nest).
 
 // What any thread of the process does: the C++ runtime (malloc, futex-based locks, thread
-// exit), time, logging to stderr, eventfd signals, the kick signal's handler, and the calls
-// a thread makes as it starts (its creator's filters apply until its own is installed).
+// exit; sanitizer builds also tear down a per-thread signal stack), time, logging to stderr,
+// eventfd signals, the kick signal's handler, and the calls a thread makes as it starts (its
+// creator's filters apply until its own is installed).
 #define MINIVMM_SYSCALLS_ANY_THREAD(X)                                                       \
   X(brk) X(clock_gettime) X(clock_nanosleep) X(close) X(exit) X(exit_group) X(fstat)         \
   X(futex) X(getpid) X(getrandom) X(gettid) X(gettimeofday) X(lseek) X(madvise) X(mmap)      \
   X(mprotect) X(mremap) X(munmap) X(nanosleep) X(newfstatat) X(poll) X(ppoll) X(prctl)       \
   X(read) X(restart_syscall) X(rseq) X(rt_sigprocmask) X(rt_sigreturn) X(sched_getaffinity) \
-  X(sched_yield) X(set_robust_list) X(tgkill) X(write) X(writev)
+  X(sched_yield) X(set_robust_list) X(sigaltstack) X(tgkill) X(write) X(writev)
 
 // Console output: write and poll only.
 #define MINIVMM_SYSCALLS_OUTPUT_WRITER(X) MINIVMM_SYSCALLS_ANY_THREAD(X)
@@ -54,7 +55,7 @@ namespace {
 #define MINIVMM_SYSCALLS_VCPU(X)                                                             \
   MINIVMM_SYSCALLS_DEVICE_WORKER(X)                                                          \
   X(clone) X(clone3) X(dup) X(epoll_create1) X(epoll_ctl) X(eventfd2) X(fcntl)               \
-  X(rt_sigaction) X(seccomp) X(sigaltstack)
+  X(rt_sigaction) X(seccomp)
 
 // The main thread: everything a boot and a reboot need (KVM and VFIO set-up, guest memory,
 // pinning, sysfs), the API socket, signals, console input, and teardown.

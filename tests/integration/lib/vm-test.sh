@@ -102,6 +102,8 @@ vmtest_start_until() {
 	done
 	kill -KILL "$vmtest_pid" 2>/dev/null || true
 	cat "$vmtest_work/$name.err"
+	echo "--- $name: guest console (last 15 lines):"
+	tail -n 15 "$vmtest_work/$name.out"
 	vmtest_fail "$name: the guest did not print $text"
 }
 

@@ -13,6 +13,8 @@ packages=(
   liblzma-dev zlib1g-dev libzstd-dev liblz4-dev libssl-dev libxxhash-dev
   # guests and the nested-KVM harness: a Debian kernel, busybox, QEMU (outer level, TCG)
   linux-image-amd64 busybox-static cpio kmod xz-utils qemu-system-x86
+  # the hostile-guest test's static L2 program (gcc and the static C library)
+  gcc libc6-dev
   # libFuzzer targets for the guest-facing parsers (clang's fuzzer and sanitizer runtimes)
   clang-14 libclang-rt-14-dev
   # script helpers: the test summary and the harness's vmlinux extraction (python3), the boot

@@ -155,7 +155,6 @@ absl::StatusOr<int> RunVm(const VmConfig& config, const RunOptions& options) {
   MINIVMM_ASSIGN_OR_RETURN(UniqueFd signal_fd, BlockTerminationSignals());
   MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<Console> console,
                            Console::Create(config.serial_mode, config.serial_path));
-  VcpuThread::InstallKickSignalHandler();
   // Signals stop whichever boot is current.
   StopRequest* current_stop = nullptr;
   MINIVMM_RETURN_IF_ERROR(loop->Watch(signal_fd.get(), [&] {

@@ -40,7 +40,7 @@ void SingleQueueDevice::ProcessRequests() {
   if (!queue_ || broken_ || !activation_.MayAccessMemory()) return;
   GuestMemory& memory = *activation_.memory;
   const ActiveQueue& active = activation_.queues.front();
-  const Round round = ServeQueue(*queue_, memory, active, Name(), queue_max_sizes().front(),
+  const Round round = ServeQueue(*queue_, memory, active, Name(), active.layout.size,
                                  [&](const DescriptorChain& chain) ABSL_NO_THREAD_SAFETY_ANALYSIS {
                                    return HandleChain(memory, chain);
                                  });

@@ -30,9 +30,9 @@ VcpuThread::VcpuThread(std::unique_ptr<KvmVcpu> vcpu, Bus* pio_bus, Bus* mmio_bu
 
 VcpuThread::~VcpuThread() { StopAndJoin(); }
 
-void VcpuThread::InstallKickSignalHandler() { InstallThreadKickHandler(); }
 
 void VcpuThread::Start() {
+  InstallThreadKickHandler();  // once per process: RequestStop and Pause kick with it
   thread_ = std::thread([this] { Loop(); });
 }
 

@@ -31,9 +31,6 @@ class VcpuThread {
   VcpuThread& operator=(const VcpuThread&) = delete;
   ~VcpuThread();  // stops and joins
 
-  // Installs the (empty) signal handler used to kick vCPUs out of KVM_RUN. Call once.
-  static void InstallKickSignalHandler();
-
   void Start();
   // Makes KVM_RUN return (now or before it is next entered); does not wait.
   void RequestStop();

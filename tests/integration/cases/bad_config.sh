@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # User errors end in one clear message and exit code 1, before the guest starts: a config
-# value out of range (with file:line:col), a missing kernel, and a kernel that is no bzImage.
+# value out of range (with file:line:col), a missing kernel, a kernel that is no bzImage, and a
+# --seccomp value that is neither on nor off.
 set -euo pipefail
 . "$(dirname "$0")/../lib/vm-test.sh"
 vmtest_enter_kvm "$@"
@@ -21,4 +22,15 @@ vmtest_run not_bzimage "$cfg" 30
 vmtest_expect_rc 1
 vmtest_expect_in not_bzimage.err "not a bzImage"
 [ ! -s "$vmtest_work/not_bzimage.out" ] || vmtest_fail "the guest printed something: it ran"
+
+# A --seccomp value that is neither on nor off is refused, not taken for either.
+printf '[boot]\nkernel = "%s"\n' "$MINIVMM_GUEST_KERNEL" >"$cfg"
+set +e
+"$MINIVMM_BIN" --seccomp=maybe --config "$cfg" </dev/null >"$vmtest_work/seccomp.out" 2>"$vmtest_work/seccomp.err"
+vmtest_rc=$?
+set -e
+cat "$vmtest_work/seccomp.err"
+vmtest_expect_rc 1
+vmtest_expect_in seccomp.err "--seccomp must be on or off, got 'maybe'"
+[ ! -s "$vmtest_work/seccomp.out" ] || vmtest_fail "the guest printed something: it ran"
 vmtest_pass

@@ -15,7 +15,7 @@ if [ -z "${MINIVMM_L1:-}" ]; then
 	. "$vmtest_dir/lib/common.sh"
 	MINIVMM_FLOOD_BIN=$(harness_cache_dir)/virtio-flood
 	mkdir -p "$(dirname "$MINIVMM_FLOOD_BIN")"
-	cc -static -O2 -o "$MINIVMM_FLOOD_BIN" "$vmtest_dir/lib/virtio-flood.c"
+	gcc -static -O2 -o "$MINIVMM_FLOOD_BIN" "$vmtest_dir/lib/virtio-flood.c"
 	export MINIVMM_FLOOD_BIN
 fi
 vmtest_enter_kvm "$@"

@@ -22,6 +22,9 @@ ABSL_FLAG(std::string, api_socket, "",
 ABSL_FLAG(bool, force, false, "passthrough bind: bind even though the host uses the function");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level shown: debug, info, warning, error");
+ABSL_FLAG(std::string, restore, "",
+          "Snapshot folder to continue (written by minivmm ctl snapshot), instead of --config");
+ABSL_FLAG(bool, paused, false, "with --restore: keep the guest paused until minivmm ctl resume");
 ABSL_FLAG(std::string, seccomp, "on",
           "seccomp-bpf allow-lists on every VMM thread: on, or off to debug a refused call");
 
@@ -31,12 +34,16 @@ constexpr char kUsage[] =
     "minivmm boots a Linux guest on KVM.\n"
     "\n"
     "Usage: minivmm --config vm.toml [--api_socket PATH] [--log_level=info] [--seccomp=on]\n"
+    "       minivmm --restore DIR [--paused] [--api_socket PATH] [...]\n"
     "       minivmm ctl --api_socket PATH info|pause|resume|reboot|shutdown\n"
+    "       minivmm ctl --api_socket PATH snapshot DIR\n"
     "       minivmm cache list|clear\n"
     "       minivmm passthrough check|list|bind BDF [--force]|release BDF\n"
     "\n"
     "  --config PATH     the VM description (TOML); keys are documented in\n"
     "                    configs/example.toml\n"
+    "  --restore DIR     continue the guest of a snapshot folder (the same folder can\n"
+    "                    be restored again); --paused keeps it paused until resumed\n"
     "  --api_socket PATH serve the API (JSON over HTTP) on this unix socket, created\n"
     "                    0600 and removed when minivmm exits\n"
     "  --log_level LEVEL least severe log level shown: debug, info, warning, error\n"
@@ -50,7 +57,8 @@ constexpr char kUsage[] =
     "                    with IOMMU group, driver and host use, bind one to\n"
     "                    vfio-pci, release it to its host driver\n"
     "  ctl COMMAND       drives the minivmm serving --api_socket: info prints its\n"
-    "                    state (JSON); pause, resume, reboot and shutdown act on it\n"
+    "                    state (JSON); pause, resume, reboot and shutdown act on it;\n"
+    "                    snapshot DIR writes a snapshot into the new folder DIR\n"
     "\n"
     "Exit codes: 0 guest powered off (or shut down with ctl), 1 error, 3 guest rebooted\n"
     "with on_reboot = \"exit\", 128+N stopped by signal N, 159 a refused system call\n"
@@ -125,11 +133,29 @@ int main(int argc, char** argv) {
     return minivmm::kExitError;
   }
   const std::string config_path = absl::GetFlag(FLAGS_config);
-  if (config_path.empty()) {
-    std::fprintf(stderr, "minivmm: no VM given: pass --config vm.toml (see minivmm --help)\n");
+  const std::string restore_path = absl::GetFlag(FLAGS_restore);
+  if (config_path.empty() == restore_path.empty()) {
+    std::fprintf(stderr, config_path.empty()
+                             ? "minivmm: no VM given: pass --config vm.toml or --restore DIR (see "
+                               "minivmm --help)\n"
+                             : "minivmm: --config and --restore exclude each other: a snapshot "
+                               "brings its own description\n");
     return minivmm::kExitError;
   }
-  absl::StatusOr<minivmm::VmConfig> config = minivmm::LoadVmConfig(config_path);
+  if (absl::GetFlag(FLAGS_paused) && restore_path.empty()) {
+    std::fprintf(stderr, "minivmm: --paused applies to --restore only\n");
+    return minivmm::kExitError;
+  }
+  // Everything of a snapshot is checked here, before KVM is opened.
+  absl::StatusOr<minivmm::SnapshotFiles> snapshot;
+  absl::StatusOr<minivmm::VmConfig> config;
+  if (!restore_path.empty()) {
+    snapshot = minivmm::ReadSnapshot(restore_path);
+    if (snapshot.ok()) config = snapshot->config;
+    else config = snapshot.status();
+  } else {
+    config = minivmm::LoadVmConfig(config_path);
+  }
   if (!config.ok()) {
     std::fprintf(stderr, "minivmm: %s\n", std::string(config.status().message()).c_str());
     return minivmm::kExitError;
@@ -137,7 +163,9 @@ int main(int argc, char** argv) {
   absl::StatusOr<int> exit_code =
       minivmm::RunVm(*config, {.vmm_start = start,
                                .api_socket = absl::GetFlag(FLAGS_api_socket),
-                               .seccomp = seccomp == "on"});
+                               .seccomp = seccomp == "on",
+                               .restore = snapshot.ok() ? &*snapshot : nullptr,
+                               .start_paused = absl::GetFlag(FLAGS_paused)});
   if (!exit_code.ok()) {
     std::fprintf(stderr, "minivmm: %s\n", std::string(exit_code.status().message()).c_str());
     return minivmm::kExitError;

@@ -14,6 +14,7 @@
 #include "vmm/boot/boot_images.h"
 #include "vmm/base/seccomp.h"
 #include "vmm/console.h"
+#include "vmm/mobility_blockers.h"
 #include "vmm/vm.h"
 
 namespace minivmm {
@@ -34,7 +35,10 @@ absl::StatusOr<UniqueFd> BlockTerminationSignals() {
 // The API's view of the VM: whichever boot is current (a reboot replaces the Vm).
 class CurrentVmControl : public VmControl {
  public:
-  explicit CurrentVmControl(const VmConfig& config) : config_(config) {}
+  explicit CurrentVmControl(const VmConfig& config)
+      : config_(config), blockers_(FindMobilityBlockers(config)) {}
+
+  void SetBackends(const HostBackends* backends) { backends_ = backends; }
 
   void SetCurrent(Vm* vm, StopRequest* stop, int boot) {
     vm_ = vm;
@@ -56,6 +60,11 @@ class CurrentVmControl : public VmControl {
       info.add_passthrough()->set_host_address(function.address);
     }
     info.set_boot(boot_);
+    for (const MobilityBlocker& blocker : blockers_) {
+      api::Blocker* entry = info.add_blockers();
+      entry->set_function(blocker.function);
+      entry->set_reason(blocker.reason);
+    }
     if (vm_ != nullptr) {
       if (std::optional<absl::Duration> init = vm_->InitStartedAfter()) {
         info.set_init_started_after_s(absl::ToDoubleSeconds(*init));
@@ -83,9 +92,16 @@ class CurrentVmControl : public VmControl {
     stop_->Request(StopReason::kApiShutdown);
     return absl::OkStatus();
   }
+  absl::Status Snapshot(const std::string& destination) override {
+    // Before anything is touched: the VM keeps running as it was.
+    MINIVMM_RETURN_IF_ERROR(RefuseIfBlocked("snapshot", blockers_));
+    return WriteSnapshot(*vm_, config_, *backends_, destination);
+  }
 
  private:
   const VmConfig& config_;
+  const std::vector<MobilityBlocker> blockers_;
+  const HostBackends* backends_ = nullptr;
   Vm* vm_ = nullptr;
   StopRequest* stop_ = nullptr;
   int boot_ = 0;
@@ -149,6 +165,7 @@ absl::StatusOr<int> RunVm(const VmConfig& config, const RunOptions& options) {
   Log(LogLevel::kDebug, "boot images ready %.3f s after start",
       absl::ToDoubleSeconds(absl::Now() - vmm_start));
   MINIVMM_ASSIGN_OR_RETURN(HostBackends backends, OpenHostBackends(config));
+  control.SetBackends(&backends);
   MINIVMM_ASSIGN_OR_RETURN(KvmSystem kvm, KvmSystem::Open());
   // Before any thread starts (the console's output thread is the first): threads inherit the
   // mask, so SIGTERM and friends reach the signalfd, not a thread that would die of them.
@@ -176,12 +193,25 @@ absl::StatusOr<int> RunVm(const VmConfig& config, const RunOptions& options) {
   for (int boot = 1;; ++boot) {
     MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<StopRequest> stop, StopRequest::Create());
     current_stop = stop.get();
+    // The first boot of `--restore` continues the snapshot; a reboot after it boots afresh.
+    const bool restoring = boot == 1 && options.restore != nullptr;
     MINIVMM_ASSIGN_OR_RETURN(
         std::unique_ptr<Vm> vm,
-        Vm::Create(kvm, config, images, backends, console.get(), stop.get(), vmm_start));
-    Log(LogLevel::kInfo, "booting '%s' (%d vCPUs, %d MiB)%s, %.2f s after start", config.name,
-        config.vcpus, config.memory_mib, boot > 1 ? absl::StrFormat(", boot %d", boot) : "",
-        absl::ToDoubleSeconds(absl::Now() - vmm_start));
+        restoring ? Vm::Restore(kvm, config, backends, console.get(), stop.get(), vmm_start,
+                                options.restore->state, options.restore->memory_file)
+                  : Vm::Create(kvm, config, images, backends, console.get(), stop.get(),
+                               vmm_start));
+    if (restoring) {
+      if (options.start_paused) vm->Pause();
+      Log(LogLevel::kInfo, "restored '%s' (%d vCPUs, %d MiB)%s, %.2f s after start",
+          config.name, config.vcpus, config.memory_mib,
+          options.start_paused ? ", paused (minivmm ctl resume runs it)" : "",
+          absl::ToDoubleSeconds(absl::Now() - vmm_start));
+    } else {
+      Log(LogLevel::kInfo, "booting '%s' (%d vCPUs, %d MiB)%s, %.2f s after start", config.name,
+          config.vcpus, config.memory_mib, boot > 1 ? absl::StrFormat(", boot %d", boot) : "",
+          absl::ToDoubleSeconds(absl::Now() - vmm_start));
+    }
     control.SetCurrent(vm.get(), stop.get(), boot);
     MINIVMM_ASSIGN_OR_RETURN(StopReason reason, RunOneBoot(*vm, *stop, *console, loop.get()));
     control.SetCurrent(nullptr, nullptr, boot);

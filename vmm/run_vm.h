@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "vmm/config/config.h"
+#include "vmm/snapshot_folder.h"
 
 namespace minivmm {
 
@@ -17,6 +18,10 @@ struct RunOptions {
   std::filesystem::path api_socket;
   // seccomp filters on every thread (vmm/base/seccomp.h); off only for debugging.
   bool seccomp = true;
+  // minivmm --restore: the first boot continues this snapshot instead of booting the kernel.
+  const SnapshotFiles* restore = nullptr;
+  // --paused: the restored guest stays paused until `minivmm ctl resume`.
+  bool start_paused = false;
 };
 
 // Returns the process exit code (vmm/base/exit_codes.h), or an error for the caller to print.

@@ -23,6 +23,7 @@
 #include "guest-firmware/reset_vector.h"
 #include "passthrough/guest_slots.h"
 #include "passthrough/vfio_pci_function.h"
+#include "vmm/snapshot/memory_file.h"
 #include "vmm/base/errno_status.h"
 #include "vmm/base/log.h"
 #include "vmm/console.h"
@@ -106,8 +107,20 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmCon
                                                const BootImages& images,
                                                const HostBackends& backends, Console* console,
                                                StopRequest* stop, absl::Time vmm_start) {
+  MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<Vm> vm,
+                           CreateMachine(kvm, config, backends, console, stop, vmm_start,
+                                         /*memory_file=*/{}));
+  MINIVMM_ASSIGN_OR_RETURN(const LinuxEntry entry, vm->LoadGuest(config, images));
+  MINIVMM_RETURN_IF_ERROR(vm->CreateVcpus(kvm, config.vcpus, &entry));
+  return vm;
+}
+
+absl::StatusOr<std::unique_ptr<Vm>> Vm::CreateMachine(
+    const KvmSystem& kvm, const VmConfig& config, const HostBackends& backends, Console* console,
+    StopRequest* stop, absl::Time vmm_start, const std::filesystem::path& memory_file) {
   std::unique_ptr<Vm> vm(new Vm());
   vm->stop_ = stop;
+  MINIVMM_ASSIGN_OR_RETURN(vm->msr_index_list_, kvm.GetMsrIndexList());
   MINIVMM_ASSIGN_OR_RETURN(vm->kvm_vm_, kvm.CreateVm());
   KvmVm& kvm_vm = *vm->kvm_vm_;
   MINIVMM_RETURN_IF_ERROR(kvm_vm.SetIdentityMapAddress(kKvmIdentityMapAddress));
@@ -118,12 +131,20 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmCon
   const std::vector<GuestRegionSpec> ram = layout::RamRegions(config.memory_mib << 20);
   MINIVMM_ASSIGN_OR_RETURN(GuestMemory memory, GuestMemory::Create(ram));
   vm->memory_.emplace(std::move(memory));
+  // A restore maps the snapshot's memory over the fresh regions before KVM sees them.
+  if (!memory_file.empty()) MINIVMM_RETURN_IF_ERROR(LoadMemoryFile(memory_file, *vm->memory_));
   uint32_t slot = 0;
   for (const GuestMemory::Region& region : vm->memory_->regions()) {
     MINIVMM_RETURN_IF_ERROR(
         kvm_vm.SetUserMemoryRegion(slot++, region.guest_address, region.size, region.host));
   }
+  MINIVMM_RETURN_IF_ERROR(vm->CreateDevices(
+      config.console_device == ConsoleDevice::kSerial ? console : nullptr, vmm_start));
+  MINIVMM_RETURN_IF_ERROR(vm->CreatePciDevices(config, backends, console));
+  return vm;
+}
 
+absl::StatusOr<LinuxEntry> Vm::LoadGuest(const VmConfig& config, const BootImages& images) {
   AcpiMachine machine;
   machine.num_cpus = config.vcpus;
   machine.base_address = layout::kAcpiTablesAddress;
@@ -142,8 +163,8 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmCon
     return absl::InternalError(absl::StrFormat("ACPI tables (%d bytes) exceed their %d-byte area",
                                                acpi.blob.size(), layout::kAcpiTablesMaxSize));
   }
-  MINIVMM_RETURN_IF_ERROR(vm->memory_->Write(layout::kAcpiTablesAddress, acpi.blob));
-  MINIVMM_RETURN_IF_ERROR(vm->memory_->Write(kResetVectorAddress, kResetVectorStub));
+  MINIVMM_RETURN_IF_ERROR(memory_->Write(layout::kAcpiTablesAddress, acpi.blob));
+  MINIVMM_RETURN_IF_ERROR(memory_->Write(kResetVectorAddress, kResetVectorStub));
 
   LinuxBootInputs boot;
   boot.kernel = &images.kernel;
@@ -153,7 +174,7 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmCon
   // Linux trusts the MCFG area only if the firmware reserved it (arch/x86/pci/mmconfig-shared.c).
   boot.reserved_ranges = {{layout::kPciEcamAddress, layout::kPciEcamSize}};
   const absl::Time load_start = absl::Now();
-  MINIVMM_ASSIGN_OR_RETURN(LinuxEntry entry, LoadLinux(*vm->memory_, boot));
+  MINIVMM_ASSIGN_OR_RETURN(LinuxEntry entry, LoadLinux(*memory_, boot));
   Log(LogLevel::kDebug, "kernel, initramfs and boot data loaded into guest memory in %.3f s",
       absl::ToDoubleSeconds(absl::Now() - load_start));
   if (entry.randomized) {
@@ -162,12 +183,7 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const KvmSystem& kvm, const VmCon
     Log(LogLevel::kWarning, "kernel %s: booting at its link address without KASLR: %s",
         images.kernel.name, entry.kaslr_skipped);
   }
-
-  MINIVMM_RETURN_IF_ERROR(vm->CreateDevices(
-      config.console_device == ConsoleDevice::kSerial ? console : nullptr, vmm_start));
-  MINIVMM_RETURN_IF_ERROR(vm->CreatePciDevices(config, backends, console));
-  MINIVMM_RETURN_IF_ERROR(vm->CreateVcpus(kvm, config.vcpus, entry));
-  return vm;
+  return entry;
 }
 
 IrqLine* Vm::AddIrqSource(uint32_t gsi) {
@@ -197,9 +213,10 @@ absl::Status Vm::CreateDevices(Console* console, absl::Time vmm_start) {
   MINIVMM_RETURN_IF_ERROR(add(kCom1Port, Serial16550::kPortSpan, serial_));
 
   StopRequest* stop = stop_;
-  auto i8042 = std::make_shared<I8042>([stop] { stop->Request(StopReason::kReset); });
-  MINIVMM_RETURN_IF_ERROR(add(I8042::kBasePort, I8042::kPortSpan, i8042));
-  MINIVMM_RETURN_IF_ERROR(add(kRtcPort, CmosRtc::kPortSpan, std::make_shared<CmosRtc>()));
+  i8042_ = std::make_shared<I8042>([stop] { stop->Request(StopReason::kReset); });
+  MINIVMM_RETURN_IF_ERROR(add(I8042::kBasePort, I8042::kPortSpan, i8042_));
+  rtc_ = std::make_shared<CmosRtc>();
+  MINIVMM_RETURN_IF_ERROR(add(kRtcPort, CmosRtc::kPortSpan, rtc_));
   MINIVMM_RETURN_IF_ERROR(add(kAcpiSleepControlPort, 1, std::make_shared<AcpiSleepControl>([stop] {
                                 stop->Request(StopReason::kPowerOff);
                               })));
@@ -254,6 +271,7 @@ absl::Status Vm::CreatePciDevices(const VmConfig& config, const HostBackends& ba
     MINIVMM_ASSIGN_OR_RETURN(std::shared_ptr<virtio::VirtioPciFunction> function,
                              virtio::VirtioPciFunction::Create(std::move(device), resources));
     Log(LogLevel::kDebug, "PCI 00:%02x.0: %s, INTx GSI %d", slot, name, gsi);
+    virtio_functions_.push_back({slot, function.get()});
     return pci_root_->AddFunction(slot, 0, std::move(function));
   };
   for (const DiskBackend& disk : backends.disks) {
@@ -339,13 +357,13 @@ absl::Status Vm::ReserveMemoryForDma(VfioContainer* container) {
   return absl::OkStatus();
 }
 
-absl::Status Vm::CreateVcpus(const KvmSystem& kvm, uint32_t count, const LinuxEntry& entry) {
+absl::Status Vm::CreateVcpus(const KvmSystem& kvm, uint32_t count, const LinuxEntry* entry) {
   MINIVMM_ASSIGN_OR_RETURN(CpuidList supported, kvm.GetSupportedCpuid());
   for (uint32_t id = 0; id < count; ++id) {
     MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<KvmVcpu> vcpu, kvm_vm_->CreateVcpu(id));
     MINIVMM_RETURN_IF_ERROR(vcpu->SetCpuid(CpuidForVcpu(supported, id, count)));
     MINIVMM_RETURN_IF_ERROR(SetupVcpuCommon(*vcpu));
-    if (id == 0) MINIVMM_RETURN_IF_ERROR(SetupBootVcpu(*vcpu, entry));
+    if (id == 0 && entry != nullptr) MINIVMM_RETURN_IF_ERROR(SetupBootVcpu(*vcpu, *entry));
     vcpus_.push_back(std::make_unique<VcpuThread>(std::move(vcpu), &pio_bus_, &mmio_bus_, stop_));
   }
   return absl::OkStatus();

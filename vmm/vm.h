@@ -3,6 +3,7 @@
 #ifndef MINIVMM_VMM_VM_H_
 #define MINIVMM_VMM_VM_H_
 
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -10,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "guest-firmware/linux_loader.h"
 #include "vmm/boot/boot_images.h"
 #include "vmm/config/config.h"
 #include "vmm/core/bus.h"
@@ -20,6 +22,7 @@
 #include "vmm/host_backends.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/vcpu/vcpu_thread.h"
+#include "vmm/vm_state.pb.h"
 
 namespace minivmm {
 
@@ -34,9 +37,12 @@ class PciFunction;
 class KvmBarMapper;
 class KvmVfioInterruptSink;
 class VfioContainer;
+class I8042;
+class CmosRtc;
 namespace virtio {
 class VirtioConsole;
-}
+class VirtioPciFunction;
+}  // namespace virtio
 
 class Vm {
  public:
@@ -44,6 +50,15 @@ class Vm {
                                                     const BootImages& images,
                                                     const HostBackends& backends, Console* console,
                                                     StopRequest* stop, absl::Time vmm_start);
+  // A VM that continues a snapshot: built from the description saved with it, its memory
+  // mapped from `memory_file`, every device and vCPU set to `state`. It runs from where the
+  // snapshot stopped once started.
+  static absl::StatusOr<std::unique_ptr<Vm>> Restore(const KvmSystem& kvm, const VmConfig& config,
+                                                     const HostBackends& backends,
+                                                     Console* console, StopRequest* stop,
+                                                     absl::Time vmm_start,
+                                                     const state::VmState& state,
+                                                     const std::filesystem::path& memory_file);
   ~Vm();
 
   void Start();
@@ -53,6 +68,13 @@ class Vm {
   void Pause();
   void Resume();
   bool paused() const { return paused_; }
+  // Snapshot and migration, with the VM paused: QuiesceDevices stops the virtio queues (guest
+  // memory and device state hold still), SaveState reads everything but memory, and
+  // ResumeDevices lets the queues run again.
+  void QuiesceDevices();
+  absl::StatusOr<state::VmState> SaveState();
+  void ResumeDevices();
+  const GuestMemory& memory() const { return *memory_; }
   // Guest memory pinned for DMA: all of it with a passed-through function, else none.
   uint64_t pinned_bytes() const;
   // Hands console input to the guest's console device (UART or virtio-console, per [console]);
@@ -64,6 +86,14 @@ class Vm {
 
  private:
   Vm() = default;
+  // KVM VM, memory (from `memory_file` when not empty) and every device; no vCPUs yet.
+  static absl::StatusOr<std::unique_ptr<Vm>> CreateMachine(
+      const KvmSystem& kvm, const VmConfig& config, const HostBackends& backends,
+      Console* console, StopRequest* stop, absl::Time vmm_start,
+      const std::filesystem::path& memory_file);
+  // A fresh boot: ACPI tables, the reset vector, the kernel and its boot data in memory.
+  absl::StatusOr<LinuxEntry> LoadGuest(const VmConfig& config, const BootImages& images);
+  absl::Status RestoreDeviceState(const state::VmState& state);
   absl::Status CreateDevices(Console* console, absl::Time vmm_start);
   // The PCI host bridge, its config mechanisms and the virtio functions.
   absl::Status CreatePciDevices(const VmConfig& config, const HostBackends& backends,
@@ -72,7 +102,8 @@ class Vm {
   absl::Status ReserveMemoryForDma(VfioContainer* container);
   // A new source on GSI `gsi`'s line, for one device; the Vm keeps both.
   IrqLine* AddIrqSource(uint32_t gsi);
-  absl::Status CreateVcpus(const KvmSystem& kvm, uint32_t count, const struct LinuxEntry& entry);
+  // entry: where the boot vCPU starts (null: a restore sets every register).
+  absl::Status CreateVcpus(const KvmSystem& kvm, uint32_t count, const LinuxEntry* entry);
 
   // Members are destroyed bottom-up: vCPU threads are joined first, then bus registrations
   // drop the devices, then the VM fd goes, and guest memory is unmapped last.
@@ -86,6 +117,8 @@ class Vm {
   std::map<uint32_t, std::unique_ptr<SharedIrqLine>> irq_lines_;
   std::vector<std::unique_ptr<IrqLine>> irq_sources_;
   std::shared_ptr<Serial16550> serial_;
+  std::shared_ptr<I8042> i8042_;
+  std::shared_ptr<CmosRtc> rtc_;
   std::shared_ptr<BootDebugPort> debug_port_;
   // PCI: functions go before the interrupt plumbing they use (MSI vectors, INTx lines).
   std::unique_ptr<GsiRouter> gsi_router_;
@@ -96,10 +129,18 @@ class Vm {
   std::unique_ptr<KvmBarMapper> bar_mapper_;
   std::unique_ptr<KvmVfioInterruptSink> vfio_interrupts_;
   std::unique_ptr<PciRoot> pci_root_;
+  // The virtio functions by PCI slot (owned by pci_root_), for their state.
+  struct VirtioSlot {
+    uint8_t slot;
+    virtio::VirtioPciFunction* function;
+  };
+  std::vector<VirtioSlot> virtio_functions_;
   // Set when [console] device = "virtio": it takes console input instead of the UART.
   virtio::VirtioConsole* virtio_console_ = nullptr;
   std::vector<BusRegistration> registrations_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;
+  // KVM_GET_MSR_INDEX_LIST: the MSRs a snapshot saves (those each vCPU can read back).
+  std::vector<uint32_t> msr_index_list_;
   bool paused_ = false;
 };
 

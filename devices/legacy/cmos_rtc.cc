@@ -1,7 +1,10 @@
 #include "devices/legacy/cmos_rtc.h"
 
+#include <algorithm>
+#include <string>
 #include <utility>
 
+#include "absl/strings/str_format.h"
 #include "absl/time/civil_time.h"
 #include "vmm/base/log.h"
 
@@ -59,6 +62,30 @@ void CmosRtc::Write(uint64_t offset, std::span<const uint8_t> data) {
   } else {
     WriteRegister(index_, data[0]);
   }
+}
+
+state::CmosRtcState CmosRtc::SaveState() const {
+  absl::MutexLock lock(&mutex_);
+  state::CmosRtcState s;
+  s.set_index(index_);
+  s.set_ram(std::string(ram_.begin(), ram_.end()));
+  return s;
+}
+
+absl::Status CmosRtc::RestoreState(const state::CmosRtcState& s) {
+  // The index port keeps 7 bits (the NMI-disable bit is dropped on write, see Write).
+  if (s.index() > cmos::kIndexMask) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "cmos_rtc state: index = %#x is out of range 0..%#x", s.index(), cmos::kIndexMask));
+  }
+  if (s.ram().size() != cmos::kSize) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "cmos_rtc state: ram holds %d bytes, expected %d", s.ram().size(), cmos::kSize));
+  }
+  absl::MutexLock lock(&mutex_);
+  index_ = static_cast<uint8_t>(s.index());
+  std::copy(s.ram().begin(), s.ram().end(), ram_.begin());
+  return absl::OkStatus();
 }
 
 uint8_t CmosRtc::ReadRegister(uint8_t index) const {

@@ -12,9 +12,11 @@
 #include <string_view>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "devices/legacy/cmos_rtc_registers.h"
+#include "devices/legacy/legacy_state.pb.h"
 #include "vmm/core/bus.h"
 
 namespace minivmm {
@@ -33,6 +35,12 @@ class CmosRtc : public BusDevice {
   std::string_view Name() const override { return "cmos_rtc"; }
   void Read(uint64_t offset, std::span<uint8_t> data) override;
   void Write(uint64_t offset, std::span<const uint8_t> data) override;
+
+  // Snapshot and restore of the index register and the 128 CMOS bytes. The time registers are
+  // not state: they keep showing the host clock. RestoreState checks the whole message first
+  // and, on a bad field, changes nothing and names the field.
+  state::CmosRtcState SaveState() const;
+  absl::Status RestoreState(const state::CmosRtcState& s);
 
  private:
   uint8_t ReadRegister(uint8_t index) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);

@@ -1,11 +1,38 @@
 #include "devices/legacy/i8042.h"
 
+#include <string_view>
 #include <utility>
 
+#include "absl/strings/str_format.h"
 #include "devices/legacy/i8042_registers.h"
+#include "vmm/base/errno_status.h"
 #include "vmm/base/log.h"
 
 namespace minivmm {
+namespace {
+
+absl::Status CheckByte(std::string_view field, uint32_t value) {
+  if (value <= 0xff) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrFormat("i8042 state: %s = %#x does not fit in 8 bits", field, value));
+}
+
+absl::Status CheckState(const state::I8042State& s) {
+  MINIVMM_RETURN_IF_ERROR(CheckByte("command_byte", s.command_byte()));
+  MINIVMM_RETURN_IF_ERROR(CheckByte("output_port", s.output_port()));
+  if (s.has_output_buffer()) MINIVMM_RETURN_IF_ERROR(CheckByte("output_buffer", s.output_buffer()));
+  // Only the two write commands wait for a parameter byte (see WriteCommand).
+  if (s.has_awaiting_parameter_for() && s.awaiting_parameter_for() != i8042::kCmdWriteCommandByte &&
+      s.awaiting_parameter_for() != i8042::kCmdWriteOutputPort) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "i8042 state: awaiting_parameter_for = %#x is not a command that takes a parameter "
+        "(%#x or %#x)",
+        s.awaiting_parameter_for(), i8042::kCmdWriteCommandByte, i8042::kCmdWriteOutputPort));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 I8042::I8042(std::function<void()> request_reset)
     : request_reset_(std::move(request_reset)),
@@ -34,6 +61,32 @@ void I8042::Write(uint64_t offset, std::span<const uint8_t> data) {
     reset = offset == i8042::kData ? WriteData(data[0]) : WriteCommand(data[0]);
   }
   if (reset && request_reset_) request_reset_();
+}
+
+state::I8042State I8042::SaveState() const {
+  absl::MutexLock lock(&mutex_);
+  state::I8042State s;
+  s.set_command_byte(command_byte_);
+  s.set_output_port(output_port_);
+  if (output_buffer_) s.set_output_buffer(*output_buffer_);
+  if (awaiting_parameter_for_) s.set_awaiting_parameter_for(*awaiting_parameter_for_);
+  s.set_last_write_was_command(last_write_was_command_);
+  return s;
+}
+
+absl::Status I8042::RestoreState(const state::I8042State& s) {
+  MINIVMM_RETURN_IF_ERROR(CheckState(s));
+  absl::MutexLock lock(&mutex_);
+  command_byte_ = static_cast<uint8_t>(s.command_byte());
+  output_port_ = static_cast<uint8_t>(s.output_port());
+  output_buffer_.reset();
+  if (s.has_output_buffer()) output_buffer_ = static_cast<uint8_t>(s.output_buffer());
+  awaiting_parameter_for_.reset();
+  if (s.has_awaiting_parameter_for()) {
+    awaiting_parameter_for_ = static_cast<uint8_t>(s.awaiting_parameter_for());
+  }
+  last_write_was_command_ = s.last_write_was_command();
+  return absl::OkStatus();
 }
 
 uint8_t I8042::ReadStatus() const {

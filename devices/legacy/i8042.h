@@ -12,7 +12,9 @@
 #include <string_view>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "devices/legacy/legacy_state.pb.h"
 #include "vmm/core/bus.h"
 
 namespace minivmm {
@@ -33,6 +35,12 @@ class I8042 : public BusDevice {
   std::string_view Name() const override { return "i8042"; }
   void Read(uint64_t offset, std::span<uint8_t> data) override;
   void Write(uint64_t offset, std::span<const uint8_t> data) override;
+
+  // Snapshot and restore of the controller's registers. RestoreState checks the whole message
+  // first and, on a bad field, changes nothing and names the field. Restoring never pulses the
+  // reset line.
+  state::I8042State SaveState() const;
+  absl::Status RestoreState(const state::I8042State& s);
 
  private:
   uint8_t ReadStatus() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);

@@ -1,12 +1,43 @@
 #include "devices/legacy/serial_16550.h"
 
 #include <algorithm>
+#include <string>
+#include <string_view>
 #include <utility>
 
+#include "absl/strings/str_format.h"
 #include "devices/legacy/serial_16550_registers.h"
+#include "vmm/base/errno_status.h"
 #include "vmm/base/log.h"
 
 namespace minivmm {
+namespace {
+
+// A saved register must hold only bits the guest can set: `writable` for IER and MCR, whose
+// other bits read 0 (PC16550D register descriptions), all 8 bits for the rest.
+absl::Status CheckRegister(std::string_view field, uint32_t value, uint8_t writable = 0xff) {
+  if ((value & ~uint32_t{writable}) == 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrFormat("serial_16550 state: %s = %#x has bits outside %#x", field, value, writable));
+}
+
+absl::Status CheckState(const state::Serial16550State& s, size_t rx_capacity) {
+  MINIVMM_RETURN_IF_ERROR(CheckRegister("ier", s.ier(), uart::kIerMask));
+  MINIVMM_RETURN_IF_ERROR(CheckRegister("lcr", s.lcr()));
+  MINIVMM_RETURN_IF_ERROR(CheckRegister("mcr", s.mcr(), uart::kMcrMask));
+  MINIVMM_RETURN_IF_ERROR(CheckRegister("msr", s.msr()));
+  MINIVMM_RETURN_IF_ERROR(CheckRegister("scr", s.scr()));
+  MINIVMM_RETURN_IF_ERROR(CheckRegister("dll", s.dll()));
+  MINIVMM_RETURN_IF_ERROR(CheckRegister("dlm", s.dlm()));
+  if (s.rx_fifo().size() > rx_capacity) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "serial_16550 state: rx_fifo holds %d bytes, more than the receiver's %d (FIFOs %s)",
+        s.rx_fifo().size(), rx_capacity, s.fifos_enabled() ? "enabled" : "disabled"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 Serial16550::Serial16550(IrqLine* irq, OutputSink sink) : irq_(irq), sink_(std::move(sink)) {
   absl::MutexLock lock(&mutex_);
@@ -46,6 +77,43 @@ size_t Serial16550::EnqueueInput(std::span<const uint8_t> bytes) {
   rx_fifo_.insert(rx_fifo_.end(), bytes.begin(), bytes.begin() + accepted);
   UpdateIrq();
   return accepted;
+}
+
+state::Serial16550State Serial16550::SaveState() const {
+  absl::MutexLock lock(&mutex_);
+  state::Serial16550State s;
+  s.set_ier(ier_);
+  s.set_lcr(lcr_);
+  s.set_mcr(mcr_);
+  s.set_msr(msr_);
+  s.set_scr(scr_);
+  s.set_dll(dll_);
+  s.set_dlm(dlm_);
+  s.set_fifos_enabled(fifos_enabled_);
+  s.set_overrun(overrun_);
+  s.set_thr_empty_pending(thr_empty_pending_);
+  s.set_rx_fifo(std::string(rx_fifo_.begin(), rx_fifo_.end()));
+  return s;
+}
+
+absl::Status Serial16550::RestoreState(const state::Serial16550State& s) {
+  // Without FIFOs the receiver holds one character (see RxSpace), so a longer saved queue
+  // could not have come from this UART.
+  MINIVMM_RETURN_IF_ERROR(CheckState(s, s.fifos_enabled() ? kRxFifoCapacity : 1));
+  absl::MutexLock lock(&mutex_);
+  ier_ = static_cast<uint8_t>(s.ier());
+  lcr_ = static_cast<uint8_t>(s.lcr());
+  mcr_ = static_cast<uint8_t>(s.mcr());
+  msr_ = static_cast<uint8_t>(s.msr());
+  scr_ = static_cast<uint8_t>(s.scr());
+  dll_ = static_cast<uint8_t>(s.dll());
+  dlm_ = static_cast<uint8_t>(s.dlm());
+  fifos_enabled_ = s.fifos_enabled();
+  overrun_ = s.overrun();
+  thr_empty_pending_ = s.thr_empty_pending();
+  rx_fifo_.assign(s.rx_fifo().begin(), s.rx_fifo().end());
+  UpdateIrq();
+  return absl::OkStatus();
 }
 
 uint8_t Serial16550::ReadRegister(uint64_t offset) {

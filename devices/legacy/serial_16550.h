@@ -12,8 +12,10 @@
 #include <string_view>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "devices/legacy/legacy_state.pb.h"
 #include "vmm/core/bus.h"
 #include "vmm/core/irq_line.h"
 
@@ -45,6 +47,12 @@ class Serial16550 : public BusDevice {
   // guest holds the UART in loopback (the serial input is disconnected then). Callers keep the
   // rest and retry later (minivmm's main loop retries every 10 ms while input waits).
   size_t EnqueueInput(std::span<const uint8_t> bytes);
+
+  // Snapshot and restore: every register, the pending THRE condition and the unread input.
+  // RestoreState checks the whole message first and, on a bad field, changes nothing and names
+  // the field; on success it drives the IRQ line to match the restored state.
+  state::Serial16550State SaveState() const;
+  absl::Status RestoreState(const state::Serial16550State& s);
 
  private:
   uint8_t ReadRegister(uint64_t offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "vmm/base/errno_status.h"
 #include "vmm/base/log.h"
 
 namespace minivmm {
@@ -183,6 +184,76 @@ void MsixTable::Notify(uint16_t index) {
   }
   // Trigger only signals an eventfd, so calling it under the lock cannot deadlock.
   if (vectors_[index]) vectors_[index]->Trigger();
+}
+
+state::MsixTableState MsixTable::SaveState() const {
+  absl::MutexLock lock(&mutex_);
+  state::MsixTableState s;
+  for (const Entry& entry : entries_) {
+    state::MsixEntry* saved = s.add_entries();
+    saved->set_address_low(entry.address_low);
+    saved->set_address_high(entry.address_high);
+    saved->set_data(entry.data);
+    saved->set_vector_control(entry.vector_control);
+  }
+  // A passed-through vector's held interrupt (see ReadPba) stays in the device, not here.
+  for (uint64_t word : pba_) s.add_pba(word);
+  s.set_enabled(enabled_);
+  s.set_function_masked(function_masked_);
+  return s;
+}
+
+absl::Status MsixTable::CheckState(const state::MsixTableState& s) const {
+  if (static_cast<size_t>(s.entries_size()) != table_size()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("MSI-X table state: entries holds %d entries, this table has %d",
+                        s.entries_size(), table_size()));
+  }
+  for (int i = 0; i < s.entries_size(); ++i) {
+    // Bits 31:1 of Vector Control are reserved and read 0 (§6.8.2.9).
+    if ((s.entries(i).vector_control() & ~uint32_t{PCI_MSIX_ENTRY_CTRL_MASKBIT}) != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("MSI-X table state: entries[%d].vector_control = %#x sets reserved bits",
+                          i, s.entries(i).vector_control()));
+    }
+  }
+  if (static_cast<size_t>(s.pba_size()) != pba_bytes() / 8) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("MSI-X table state: pba holds %d qwords, this table has %d", s.pba_size(),
+                        pba_bytes() / 8));
+  }
+  // Pending bits past the last vector do not exist (§6.8.2.10: they read 0).
+  const size_t used_bits = table_size() % 64;
+  if (used_bits != 0 && (s.pba(s.pba_size() - 1) >> used_bits) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("MSI-X table state: pba[%d] = %#x has bits past the table's %d vectors",
+                        s.pba_size() - 1, s.pba(s.pba_size() - 1), table_size()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MsixTable::RestoreState(const state::MsixTableState& s) {
+  MINIVMM_RETURN_IF_ERROR(CheckState(s));
+  absl::MutexLock lock(&mutex_);
+  for (size_t index = 0; index < entries_.size(); ++index) {
+    const state::MsixEntry& saved = s.entries(static_cast<int>(index));
+    entries_[index] = Entry{.address_low = saved.address_low(),
+                            .address_high = saved.address_high(),
+                            .data = saved.data(),
+                            .vector_control = saved.vector_control()};
+  }
+  std::copy(s.pba().begin(), s.pba().end(), pba_.begin());
+  enabled_ = s.enabled();
+  function_masked_ = s.function_masked();
+  for (size_t index = 0; index < entries_.size(); ++index) {
+    // WriteTable's order: the effective mask first (routing on unmask), then the entry's own
+    // route, which follows the message whenever the entry's mask bit is clear.
+    UpdateMask(index);
+    if (Masked(entries_[index])) continue;
+    Route(index);
+    DeliverIfPending(index);
+  }
+  return absl::OkStatus();
 }
 
 bool MsixTable::enabled() const {

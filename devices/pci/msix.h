@@ -14,8 +14,10 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "devices/pci/pci_state.pb.h"
 #include "vmm/core/msi_interrupt.h"
 
 namespace minivmm {
@@ -79,6 +81,17 @@ class MsixTable {
 
   bool enabled() const;
 
+  // Snapshot and restore of the table, the PBA and the Message Control bits. RestoreState checks
+  // the whole message first (entry and PBA counts match this table, reserved bits clear) and,
+  // on a bad field, changes nothing and names the field. It then leaves every MsiInterrupt
+  // routed and masked as if the guest had written the same entries and control bits: entries
+  // whose mask bit is clear are routed to their message, masked ones keep their route, and each
+  // vector is told its effective mask. A pending vector stays latched while anything masks it;
+  // one that nothing masks is delivered and cleared, as unmasking it would (§6.8.2.9). Like
+  // SetControl, it does not touch config space: the owner restores Message Control there.
+  state::MsixTableState SaveState() const;
+  absl::Status RestoreState(const state::MsixTableState& s);
+
  private:
   struct Entry {
     uint32_t address_low = 0;
@@ -90,6 +103,8 @@ class MsixTable {
   static bool Aligned(uint64_t offset, size_t size, size_t limit);
   static MsiMessage Message(const Entry& entry);
   static bool Masked(const Entry& entry);
+  // RestoreState's validation: the message fits this table (reads only its fixed size).
+  absl::Status CheckState(const state::MsixTableState& s) const;
   uint32_t ReadTableDword(size_t dword) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void WriteTableDword(size_t dword, uint32_t value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   bool pending(size_t index) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cassert>
+#include <string>
 
 #include "absl/strings/str_format.h"
 
@@ -39,6 +40,28 @@ constexpr uint64_t kIoSpaceSize = uint64_t{1} << 16;
 
 constexpr uint64_t kMemoryFlagBits = ~static_cast<uint64_t>(PCI_BASE_ADDRESS_MEM_MASK);
 constexpr uint64_t kIoFlagBits = ~static_cast<uint64_t>(PCI_BASE_ADDRESS_IO_MASK);
+
+// The read-only type-0 header fields a restore reports by name (PCI 3.0 §6.1, figure 6-1).
+struct HeaderField {
+  const char* name;
+  uint32_t offset;
+  uint32_t size;
+};
+constexpr HeaderField kHeaderFields[] = {
+    {"vendor ID", PCI_VENDOR_ID, 2},
+    {"device ID", PCI_DEVICE_ID, 2},
+    {"status", PCI_STATUS, 2},
+    {"revision ID", PCI_REVISION_ID, 1},
+    {"class code", PCI_CLASS_PROG, 3},
+    {"latency timer", PCI_LATENCY_TIMER, 1},
+    {"header type", PCI_HEADER_TYPE, 1},
+    {"BIST", PCI_BIST, 1},
+    {"subsystem vendor ID", PCI_SUBSYSTEM_VENDOR_ID, 2},
+    {"subsystem ID", PCI_SUBSYSTEM_ID, 2},
+    {"expansion ROM BAR", PCI_ROM_ADDRESS, 4},
+    {"capabilities pointer", PCI_CAPABILITY_LIST, 1},
+    {"interrupt pin", PCI_INTERRUPT_PIN, 1},
+};
 
 bool InRange(uint32_t offset, size_t size) {
   bool ok = offset <= kPciConfigSpaceSize && size <= kPciConfigSpaceSize - offset;
@@ -262,6 +285,66 @@ PciConfigSpace::WriteEffect PciConfigSpace::Write(uint32_t offset, std::span<con
   for (int i = 0; i < kNumBars; ++i) effect.bars_changed[i] = Mapping(i) != before[i];
   effect.command_changed = command() != old_command;
   return effect;
+}
+
+state::PciConfigSpaceState PciConfigSpace::SaveState() const {
+  state::PciConfigSpaceState s;
+  s.set_bytes(std::string(bytes_.begin(), bytes_.end()));
+  return s;
+}
+
+absl::Status PciConfigSpace::RestoreState(const state::PciConfigSpaceState& s) {
+  const std::string function =
+      absl::StrFormat("PCI function %04x:%04x", ReadU16(PCI_VENDOR_ID), ReadU16(PCI_DEVICE_ID));
+  if (s.bytes().size() != kPciConfigSpaceSize) {
+    return absl::InvalidArgumentError(absl::StrFormat("%s state: bytes holds %d bytes, expected %d",
+                                                      function, s.bytes().size(),
+                                                      kPciConfigSpaceSize));
+  }
+  const auto saved = [&s](uint32_t at) { return static_cast<uint8_t>(s.bytes()[at]); };
+  if (saved(PCI_VENDOR_ID) != bytes_[PCI_VENDOR_ID] ||
+      saved(PCI_VENDOR_ID + 1) != bytes_[PCI_VENDOR_ID + 1] ||
+      saved(PCI_DEVICE_ID) != bytes_[PCI_DEVICE_ID] ||
+      saved(PCI_DEVICE_ID + 1) != bytes_[PCI_DEVICE_ID + 1]) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s state: saved from a %02x%02x:%02x%02x function (vendor ID/device ID differ; the "
+        "device description changed since the snapshot)",
+        function, saved(PCI_VENDOR_ID + 1), saved(PCI_VENDOR_ID), saved(PCI_DEVICE_ID + 1),
+        saved(PCI_DEVICE_ID)));
+  }
+  for (uint32_t at = 0; at < kPciConfigSpaceSize; ++at) {
+    // The bits the guest cannot set come from the construction, so they must match.
+    const uint8_t read_only = ~(write_mask_[at] | w1c_mask_[at]);
+    if (((saved(at) ^ bytes_[at]) & read_only) == 0) continue;
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s state: read-only bits %#04x of byte %#x (%s) are %#04x, this function has %#04x "
+        "(the device description changed since the snapshot)",
+        function, read_only, at, FieldName(at), saved(at) & read_only, bytes_[at] & read_only));
+  }
+  std::copy(s.bytes().begin(), s.bytes().end(), bytes_.begin());
+  return absl::OkStatus();
+}
+
+std::string PciConfigSpace::FieldName(uint32_t offset) const {
+  for (const HeaderField& field : kHeaderFields) {
+    if (offset >= field.offset && offset < field.offset + field.size) return field.name;
+  }
+  if (offset >= PCI_BASE_ADDRESS_0 && offset < BarOffset(kNumBars)) {
+    const int index = static_cast<int>(offset - PCI_BASE_ADDRESS_0) / 4;
+    return absl::StrFormat("BAR %d type or size", index);
+  }
+  if (offset < PCI_STD_HEADER_SIZEOF) return "header";
+  // The capability that starts last at or before the offset holds it (they are laid out in
+  // order by AddCapability).
+  uint8_t holder = 0;
+  for (uint8_t at = bytes_[PCI_CAPABILITY_LIST]; at != 0 && at <= offset;
+       at = bytes_[at + PCI_CAP_LIST_NEXT]) {
+    holder = at;
+  }
+  if (holder != 0 && offset < next_capability_offset_) {
+    return absl::StrFormat("capability %#x at %#x", bytes_[holder + PCI_CAP_LIST_ID], holder);
+  }
+  return "outside any capability";
 }
 
 uint16_t PciConfigSpace::ReadU16(uint32_t offset) const {

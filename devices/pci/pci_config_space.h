@@ -12,10 +12,12 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "devices/pci/pci_function.h"
+#include "devices/pci/pci_state.pb.h"
 
 namespace minivmm {
 
@@ -89,6 +91,16 @@ class PciConfigSpace {
   // implemented: it reads 0 and ignores writes, which the spec defines as "no ROM" (§6.2.5.2).
   WriteEffect Write(uint32_t offset, std::span<const uint8_t> data);
 
+  // Snapshot and restore of the 4096 guest-visible bytes. The masks, BAR sizes and capability
+  // list are not saved: they follow from the construction, which a restore repeats. So every
+  // bit that is neither guest-writable nor write-1-to-clear (IDs, class code, header type, BAR
+  // type and size bits, capability IDs, pointers and read-only fields) must equal this space's:
+  // otherwise the function's description changed since the snapshot and RestoreState refuses,
+  // naming the function and the field, and changes nothing. The owner re-derives its BAR
+  // mappings and interrupt state from the restored bytes (Write's WriteEffect is not reported).
+  state::PciConfigSpaceState SaveState() const;
+  absl::Status RestoreState(const state::PciConfigSpaceState& s);
+
   // Direct access for the owner, bypassing the masks (e.g. a capability's fields the device
   // updates). Offsets out of range are a programming error.
   std::span<uint8_t> raw() { return bytes_; }
@@ -114,6 +126,8 @@ class PciConfigSpace {
   uint64_t BarAddressMask(int index) const;
   BarMapping Mapping(int index) const;
   uint32_t ReadU32Mask(uint32_t offset) const;
+  // The header field or capability that holds byte `offset`, for error messages.
+  std::string FieldName(uint32_t offset) const;
   void SetMask(uint32_t offset, std::span<const uint8_t> mask);
   void SetMaskU16(uint32_t offset, uint16_t mask);
   void SetMaskU32(uint32_t offset, uint32_t mask);

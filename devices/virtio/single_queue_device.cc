@@ -13,7 +13,7 @@ absl::Status SingleQueueDevice::Activate(Activation activation) {
   if (activation.queues.empty()) return absl::OkStatus();  // the driver enabled nothing
   const ActiveQueue& q = activation.queues.front();
   queue_.emplace(q.layout, (activation.features >> kRingEventIdxFeature) & 1,
-                 (activation.features >> kRingIndirectDescFeature) & 1);
+                 (activation.features >> kRingIndirectDescFeature) & 1, q.start_index);
   OnActivate(activation.features);
   activation_ = std::move(activation);
   broken_ = false;

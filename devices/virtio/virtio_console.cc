@@ -79,7 +79,7 @@ absl::Status VirtioConsole::Activate(Activation activation) {
                                          : q.index == kTransmitQueue ? &transmit_
                                                                      : nullptr;
     if (served != nullptr) {
-      served->emplace(ServedQueue{q, SplitVirtqueue(q.layout, event_idx, indirect)});
+      served->emplace(ServedQueue{q, SplitVirtqueue(q.layout, event_idx, indirect, q.start_index)});
     }
   }
   activation_ = std::move(activation);

@@ -28,6 +28,11 @@ struct ActiveQueue {
   // queue's MSI-X vector or INTx). Thread-safe; call it only when the queue asks for it
   // (SplitVirtqueue::ShouldInterrupt).
   std::function<void()> signal_used;
+  // Where the device starts on both rings: 0 when the driver has just set the queue up; after a
+  // snapshot is taken or restored, the used ring's idx. Devices return every chain they finish
+  // before they stop, so a chain taken but not returned (a receive buffer waiting for a frame)
+  // sits at or after that index and is taken again.
+  uint16_t start_index = 0;
 };
 
 // Whether Bus Master Enable is set (see Activation::bus_master).

@@ -162,7 +162,7 @@ absl::Status VirtioNet::Activate(Activation activation) {
     std::optional<Queue>* queue = q.index == kReceiveQueue    ? &rx_
                                   : q.index == kTransmitQueue ? &tx_
                                                               : nullptr;
-    if (queue != nullptr) queue->emplace(Queue{q, SplitVirtqueue(q.layout, event_idx, indirect)});
+    if (queue != nullptr) queue->emplace(Queue{q, SplitVirtqueue(q.layout, event_idx, indirect, q.start_index)});
   }
 
   std::vector<DeviceWorker::Handler> handlers;

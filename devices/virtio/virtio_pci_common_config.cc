@@ -6,7 +6,10 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <string>
 
+#include "absl/strings/str_format.h"
+#include "vmm/base/errno_status.h"
 #include "vmm/base/log.h"
 
 namespace minivmm::virtio {
@@ -73,6 +76,93 @@ uint16_t VirtioPciCommonConfig::CheckVector(uint16_t vector) const {
   // A vector the table does not have reads back as NO_VECTOR, which is how the driver learns
   // the mapping failed (§4.1.5.1.2.1).
   return vector < msix_vectors_ ? vector : kNoMsixVector;
+}
+
+state::VirtioCommonConfigState VirtioPciCommonConfig::SaveState() const {
+  state::VirtioCommonConfigState s;
+  s.set_device_feature_select(device_feature_select_);
+  s.set_driver_feature_select(driver_feature_select_);
+  s.set_driver_features(driver_features_);
+  s.set_config_msix_vector(config_msix_vector_);
+  s.set_status(status_);
+  s.set_queue_select(queue_select_);
+  for (const QueueRegisters& q : queues_) {
+    state::VirtioQueueState* saved = s.add_queues();
+    saved->set_size(q.size);
+    saved->set_msix_vector(q.msix_vector);
+    saved->set_enabled(q.enabled);
+    saved->set_desc(q.desc);
+    saved->set_driver(q.driver);
+    saved->set_device(q.device);
+  }
+  return s;
+}
+
+absl::Status VirtioPciCommonConfig::CheckState(const state::VirtioCommonConfigState& s) const {
+  auto invalid = [](const std::string& what) {
+    return absl::InvalidArgumentError("virtio common config state: " + what);
+  };
+  // A vector register holds a table index or NO_VECTOR: Write turns anything else into
+  // NO_VECTOR (CheckVector), so another value did not come from this function.
+  auto check_vector = [&](const std::string& field, uint32_t vector) {
+    if (vector == kNoMsixVector || vector < msix_vectors_) return absl::OkStatus();
+    return invalid(absl::StrFormat("%s = %#x is neither below the %d MSI-X vectors nor %#x", field,
+                                   vector, msix_vectors_, kNoMsixVector));
+  };
+  if (static_cast<size_t>(s.queues_size()) != queues_.size()) {
+    return invalid(absl::StrFormat("queues holds %d queues, this device has %d", s.queues_size(),
+                                   queues_.size()));
+  }
+  if (s.status() > 0xff) {
+    return invalid(absl::StrFormat("status = %#x does not fit in 8 bits", s.status()));
+  }
+  if (s.queue_select() > 0xffff) {
+    return invalid(absl::StrFormat("queue_select = %#x does not fit in 16 bits", s.queue_select()));
+  }
+  // FEATURES_OK reads back only for offered features with VERSION_1 (WriteStatus); before it,
+  // the driver may have written anything.
+  const bool modern = (s.driver_features() >> VIRTIO_F_VERSION_1) & 1;
+  if ((s.status() & VIRTIO_CONFIG_S_FEATURES_OK) != 0 &&
+      ((s.driver_features() & ~offered_) != 0 || !modern)) {
+    return invalid(absl::StrFormat(
+        "driver_features = %#x with FEATURES_OK set: not VERSION_1 or not a subset of the "
+        "offered %#x",
+        s.driver_features(), offered_));
+  }
+  MINIVMM_RETURN_IF_ERROR(check_vector("config_msix_vector", s.config_msix_vector()));
+  for (int i = 0; i < s.queues_size(); ++i) {
+    const state::VirtioQueueState& q = s.queues(i);
+    // Write lets the driver lower the size to any value (0 and non-powers of two included;
+    // activation refuses those, virtio 1.2 §2.7), never raise it above the maximum.
+    if (q.size() > queues_[i].max_size) {
+      return invalid(absl::StrFormat("queues[%d].size = %d exceeds the queue's maximum %d", i,
+                                     q.size(), queues_[i].max_size));
+    }
+    MINIVMM_RETURN_IF_ERROR(
+        check_vector(absl::StrFormat("queues[%d].msix_vector", i), q.msix_vector()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VirtioPciCommonConfig::RestoreState(const state::VirtioCommonConfigState& s) {
+  MINIVMM_RETURN_IF_ERROR(CheckState(s));
+  device_feature_select_ = s.device_feature_select();
+  driver_feature_select_ = s.driver_feature_select();
+  driver_features_ = s.driver_features();
+  config_msix_vector_ = static_cast<uint16_t>(s.config_msix_vector());
+  status_ = static_cast<uint8_t>(s.status());
+  queue_select_ = static_cast<uint16_t>(s.queue_select());
+  for (size_t i = 0; i < queues_.size(); ++i) {
+    const state::VirtioQueueState& saved = s.queues(static_cast<int>(i));
+    QueueRegisters& q = queues_[i];
+    q.size = static_cast<uint16_t>(saved.size());
+    q.msix_vector = static_cast<uint16_t>(saved.msix_vector());
+    q.enabled = saved.enabled();
+    q.desc = saved.desc();
+    q.driver = saved.driver();
+    q.device = saved.device();
+  }
+  return absl::OkStatus();
 }
 
 void VirtioPciCommonConfig::Read(uint64_t offset, std::span<uint8_t> data) const {

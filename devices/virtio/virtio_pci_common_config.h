@@ -9,6 +9,8 @@
 #include <span>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "devices/virtio/virtio_state.pb.h"
 #include "devices/virtio/virtqueue.h"
 
 namespace minivmm::virtio {
@@ -44,6 +46,13 @@ class VirtioPciCommonConfig {
   // Sets DEVICE_NEEDS_RESET (§2.1.2), e.g. when activation failed or the driver broke a rule.
   void SetNeedsReset();
 
+  // Snapshot and restore of every register. RestoreState accepts what the driver's writes could
+  // have produced and checks the whole message first; on a bad field it changes nothing and
+  // names the field. It reports no Action: the transport starts the queues itself when the
+  // restored status has DRIVER_OK.
+  state::VirtioCommonConfigState SaveState() const;
+  absl::Status RestoreState(const state::VirtioCommonConfigState& s);
+
   uint8_t status() const { return status_; }
   uint64_t driver_features() const { return driver_features_; }
   uint16_t config_msix_vector() const { return config_msix_vector_; }
@@ -54,6 +63,7 @@ class VirtioPciCommonConfig {
   QueueRegisters* SelectedQueue();
   const QueueRegisters* SelectedQueue() const;
   uint16_t CheckVector(uint16_t vector) const;
+  absl::Status CheckState(const state::VirtioCommonConfigState& s) const;
 
   const uint64_t offered_;
   const uint16_t msix_vectors_;

@@ -225,7 +225,7 @@ void VirtioPciFunction::UpdateDoorbells() {
   }
 }
 
-void VirtioPciFunction::Activate() {
+void VirtioPciFunction::Activate(bool resume) {
   if (active_) return;  // the register file allows DRIVER_OK once per reset; stay defensive
   Activation activation;
   activation.memory = resources_.memory;
@@ -239,9 +239,23 @@ void VirtioPciFunction::Activate() {
       SignalConfigChange();
       return;
     }
+    uint16_t start_index = 0;
+    if (resume) {
+      absl::StatusOr<uint16_t> used = UsedIndex(q.layout());
+      if (!used.ok()) {
+        MINIVMM_LOG_GUEST_ERROR("%s: queue %d: %s", name_, i, used.status().ToString());
+        common_.SetNeedsReset();
+        SignalConfigChange();
+        return;
+      }
+      start_index = *used;
+    }
     const uint16_t index = static_cast<uint16_t>(i);
-    activation.queues.push_back(
-        {index, q.layout(), kick_fds_[i].fd(), [this, index] { SignalQueue(index); }});
+    activation.queues.push_back({.index = index,
+                                 .layout = q.layout(),
+                                 .kick_fd = kick_fds_[i].fd(),
+                                 .signal_used = [this, index] { SignalQueue(index); },
+                                 .start_index = start_index});
   }
   activation.bus_master = &bus_master_;
   activation.report_broken = [this] {
@@ -260,10 +274,91 @@ void VirtioPciFunction::Activate() {
       common_.driver_features(), doorbells_.size(), msix_->enabled() ? ", MSI-X" : ", INTx");
 }
 
+absl::StatusOr<uint16_t> VirtioPciFunction::UsedIndex(const QueueLayout& layout) const {
+  // struct vring_used starts with le16 flags, then le16 idx (virtio 1.2 §2.7.8).
+  uint16_t idx = 0;
+  MINIVMM_RETURN_IF_ERROR(resources_.memory->Read(
+      layout.used_ring + 2, std::span(reinterpret_cast<uint8_t*>(&idx), sizeof(idx))));
+  return idx;
+}
+
+void VirtioPciFunction::PublishVectors() {
+  for (size_t i = 0; i < common_.queues().size(); ++i) {
+    queue_vectors_[i].store(common_.queues()[i].msix_vector);
+  }
+  config_vector_.store(common_.config_msix_vector());
+}
+
+void VirtioPciFunction::Quiesce() {
+  absl::MutexLock lock(&mutex_);
+  if (!active_) return;
+  // The device finishes the round in hand and stops; kicks that arrive meanwhile stay in
+  // their eventfds and are served after Resume.
+  device_->Reset();
+  active_ = false;
+  quiesced_ = true;
+}
+
+void VirtioPciFunction::Resume() {
+  absl::MutexLock lock(&mutex_);
+  if (!quiesced_) return;
+  quiesced_ = false;
+  Activate(/*resume=*/true);
+}
+
+state::VirtioPciState VirtioPciFunction::SaveState() {
+  absl::MutexLock lock(&mutex_);
+  state::VirtioPciState state;
+  state.set_name(name_);
+  *state.mutable_config() = config_.SaveState();
+  *state.mutable_msix() = msix_->SaveState();
+  *state.mutable_common() = common_.SaveState();
+  state.set_isr(isr_.load());
+  state.set_needs_reset(needs_reset_.load());
+  return state;
+}
+
+absl::Status VirtioPciFunction::RestoreState(const state::VirtioPciState& state) {
+  if (state.name() != name_) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "the snapshot has %s here, the VM description %s: restore with the description saved "
+        "beside the snapshot",
+        state.name(), name_));
+  }
+  if (state.isr() > 0xff) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: saved ISR %#x does not fit its 8 bits", name_, state.isr()));
+  }
+  absl::MutexLock lock(&mutex_);
+  if (active_ || quiesced_) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("%s: state restored into a device that already runs", name_));
+  }
+  MINIVMM_RETURN_IF_ERROR(config_.RestoreState(state.config()));
+  MINIVMM_RETURN_IF_ERROR(common_.RestoreState(state.common()));
+  MINIVMM_RETURN_IF_ERROR(msix_->RestoreState(state.msix()));
+  isr_.store(static_cast<uint8_t>(state.isr()));
+  needs_reset_.store(state.needs_reset());
+  bus_master_.store((config_.command() & PCI_COMMAND_MASTER) != 0);
+  intx_disabled_.store((config_.command() & PCI_COMMAND_INTX_DISABLE) != 0);
+  PublishVectors();
+  UpdateBarMapping();
+  // An INTx the driver had not acknowledged yet is still asserted.
+  if (!msix_->enabled() && isr_.load() != 0 && !intx_disabled_.load()) {
+    resources_.intx->SetLevel(true);
+  }
+  if ((common_.status() & VIRTIO_CONFIG_S_DRIVER_OK) != 0 &&
+      (common_.status() & VIRTIO_CONFIG_S_NEEDS_RESET) == 0) {
+    Activate(/*resume=*/true);
+  }
+  return absl::OkStatus();
+}
+
 void VirtioPciFunction::ResetDevice() {
   device_->Reset();
   needs_reset_.store(false);
   active_ = false;
+  quiesced_ = false;
   doorbells_.clear();
   isr_.store(0);
   resources_.intx->SetLevel(false);
@@ -306,10 +401,7 @@ void VirtioPciFunction::WriteBar(uint64_t offset, std::span<const uint8_t> data)
         common_.Write(offset - Layout::kCommonConfig, data);
     if (action == VirtioPciCommonConfig::Action::kReset) ResetDevice();
     if (action == VirtioPciCommonConfig::Action::kActivate) Activate();
-    for (size_t i = 0; i < common_.queues().size(); ++i) {
-      queue_vectors_[i].store(common_.queues()[i].msix_vector);
-    }
-    config_vector_.store(common_.config_msix_vector());
+    PublishVectors();
   } else if (InArea(offset, data.size(), Layout::kDeviceConfig)) {
     const uint64_t config_offset = offset - Layout::kDeviceConfig;
     if (config_offset + data.size() <= device_->config_size()) {

@@ -20,6 +20,7 @@
 #include "devices/pci/pci_function.h"
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtio_pci_common_config.h"
+#include "devices/virtio/virtio_state.pb.h"
 #include "vmm/base/event_fd.h"
 #include "vmm/core/bus.h"
 #include "vmm/core/guest_memory.h"
@@ -67,6 +68,18 @@ class VirtioPciFunction : public PciFunction {
   void ReadBar(uint64_t offset, std::span<uint8_t> data);
   void WriteBar(uint64_t offset, std::span<const uint8_t> data);
 
+  // Snapshot and migration, with the vCPUs paused. Quiesce stops the device's queues, so that
+  // neither guest memory nor the function's state changes while they are copied; Resume starts
+  // them again where they stopped (ActiveQueue::start_index).
+  void Quiesce();
+  void Resume();
+  state::VirtioPciState SaveState();
+  // On a function just created from the same VM description, after guest memory is restored
+  // and before any vCPU runs: the config space (BAR placement, command), the common
+  // configuration, the MSI-X table and the ISR; a device whose driver had set DRIVER_OK starts
+  // serving its queues at their used rings' indices. A state for another device is refused.
+  absl::Status RestoreState(const state::VirtioPciState& state);
+
  private:
   class BarDevice;
   VirtioPciFunction(std::unique_ptr<VirtioDevice> device, const VirtioPciResources& resources,
@@ -77,7 +90,13 @@ class VirtioPciFunction : public PciFunction {
   // Keeps BAR 0's bus registration and the doorbell eventfds where the guest put the BAR.
   void UpdateBarMapping() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void UpdateDoorbells() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  void Activate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // resume: the queues continue at their used rings' indices (after Quiesce or a restore)
+  // instead of starting at 0.
+  void Activate(bool resume = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // The used ring's idx of an enabled queue (guest memory), where a resumed queue continues.
+  absl::StatusOr<uint16_t> UsedIndex(const QueueLayout& layout) const;
+  // Copies the vector numbers the common configuration holds to where worker threads read them.
+  void PublishVectors() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void ResetDevice() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void SignalQueue(uint16_t queue);
   void SignalConfigChange();
@@ -98,6 +117,8 @@ class VirtioPciFunction : public PciFunction {
   BusRegistration bar_registration_ ABSL_GUARDED_BY(mutex_);
   std::vector<std::unique_ptr<MmioWriteEvents::Registration>> doorbells_ ABSL_GUARDED_BY(mutex_);
   bool active_ ABSL_GUARDED_BY(mutex_) = false;
+  // Set by Quiesce on an active device: Resume activates it again.
+  bool quiesced_ ABSL_GUARDED_BY(mutex_) = false;
 
   // Read by device worker threads when they interrupt, so not under mutex_.
   std::atomic<uint8_t> isr_{0};

@@ -228,8 +228,14 @@ absl::StatusOr<DescriptorChain> ParseDescriptorChain(const GuestMemory& memory,
   return std::move(parser.chain());
 }
 
-SplitVirtqueue::SplitVirtqueue(const QueueLayout& layout, bool event_idx, bool indirect_allowed)
-    : layout_(layout), event_idx_(event_idx), indirect_allowed_(indirect_allowed) {}
+SplitVirtqueue::SplitVirtqueue(const QueueLayout& layout, bool event_idx, bool indirect_allowed,
+                               uint16_t start_index)
+    : layout_(layout),
+      event_idx_(event_idx),
+      indirect_allowed_(indirect_allowed),
+      last_avail_idx_(start_index),
+      used_idx_(start_index),
+      signalled_used_(start_index) {}
 
 absl::Status SplitVirtqueue::CheckSize() const {
   // Ring positions are taken modulo the size; an unchecked size of 0 would divide by zero.

@@ -69,7 +69,10 @@ absl::StatusOr<DescriptorChain> ParseDescriptorChain(const GuestMemory& memory,
 // ValidateQueueLayout when the driver enables the queue (§4.1.4.3) to report the error early.
 class SplitVirtqueue {
  public:
-  SplitVirtqueue(const QueueLayout& layout, bool event_idx, bool indirect_allowed);
+  // start_index: where both rings continue (0 for a queue the driver just set up; the used
+  // ring's idx for one resumed after a snapshot, see ActiveQueue::start_index).
+  SplitVirtqueue(const QueueLayout& layout, bool event_idx, bool indirect_allowed,
+                 uint16_t start_index = 0);
 
   // The next available chain (advancing last_avail_idx), or nullopt when the ring is empty.
   // An error means the driver broke the protocol (avail idx more than queue size ahead, bad

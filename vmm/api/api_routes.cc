@@ -5,14 +5,21 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "google/protobuf/util/json_util.h"
+#include "vmm/base/errno_status.h"
 
 namespace minivmm {
 namespace {
 
+// An action that takes a JSON body (api.proto's *Request messages).
+using BodyAction = absl::Status (*)(VmControl& vm, const std::string& body);
+
+absl::Status SnapshotAction(VmControl& vm, const std::string& body);
+
 struct Route {
   const char* path;
   const char* method;
-  absl::Status (VmControl::*action)();  // null: vm.info, which only reads
+  absl::Status (VmControl::*action)();  // null: vm.info, which only reads, or a body action
+  BodyAction body_action = nullptr;
 };
 
 constexpr Route kRoutes[] = {
@@ -21,7 +28,31 @@ constexpr Route kRoutes[] = {
     {"/api/v1/vm.resume", "PUT", &VmControl::Resume},
     {"/api/v1/vm.reboot", "PUT", &VmControl::Reboot},
     {"/api/v1/vm.shutdown", "PUT", &VmControl::Shutdown},
+    {"/api/v1/vm.snapshot", "PUT", nullptr, &SnapshotAction},
 };
+
+// Parses a request body; the error says what the endpoint expects.
+absl::Status ParseBody(const std::string& body, google::protobuf::Message* message,
+                       std::string_view example) {
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  if (!google::protobuf::util::JsonStringToMessage(body, message, options).ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("the request body must be JSON like %s", example));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SnapshotAction(VmControl& vm, const std::string& body) {
+  api::SnapshotRequest request;
+  constexpr std::string_view kExample = R"({"destination": "/path/to/new/folder"})";
+  MINIVMM_RETURN_IF_ERROR(ParseBody(body, &request, kExample));
+  if (request.destination().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("no destination: send JSON like %s", kExample));
+  }
+  return vm.Snapshot(request.destination());
+}
 
 std::string ToJson(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
@@ -69,10 +100,10 @@ HttpResponse HandleApiRequest(const HttpRequest& request, VmControl& vm) {
       response.allow = route.method;
       return response;
     }
-    if (route.action != nullptr) {
-      absl::Status status = (vm.*route.action)();
-      if (!status.ok()) return Error(HttpStatusOf(status), std::string(status.message()));
-    }
+    absl::Status status;
+    if (route.action != nullptr) status = (vm.*route.action)();
+    if (route.body_action != nullptr) status = route.body_action(vm, request.body);
+    if (!status.ok()) return Error(HttpStatusOf(status), std::string(status.message()));
     return HttpResponse{.status = 200, .body = ToJson(vm.Info()), .allow = {}};
   }
   std::string known;

@@ -19,7 +19,8 @@ namespace minivmm {
 namespace {
 
 constexpr char kCtlUsage[] =
-    "usage: minivmm ctl --api_socket PATH info|pause|resume|reboot|shutdown\n";
+    "usage: minivmm ctl --api_socket PATH info|pause|resume|reboot|shutdown\n"
+    "       minivmm ctl --api_socket PATH snapshot DIR\n";
 
 // Answers are small; a server that sends more than this is not minivmm.
 constexpr size_t kMaxAnswerBytes = 1 << 20;
@@ -51,11 +52,14 @@ absl::StatusOr<HttpAnswer> ParseAnswer(const std::string& bytes, std::string_vie
 }  // namespace
 
 absl::StatusOr<HttpAnswer> SendApiRequest(const std::filesystem::path& socket_path,
-                                          std::string_view method, std::string_view target) {
+                                          std::string_view method, std::string_view target,
+                                          std::string_view body) {
   MINIVMM_ASSIGN_OR_RETURN(UniqueFd fd, Connect(socket_path));
   const std::string request = absl::StrFormat(
-      "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", method,
-      target);
+      "%s %s HTTP/1.1\r\nHost: localhost\r\n%sContent-Length: %d\r\nConnection: "
+      "close\r\n\r\n%s",
+      method, target, body.empty() ? "" : "Content-Type: application/json\r\n", body.size(),
+      body);
   // A server that answers before reading (503: too many connections) may have closed its end
   // already; its answer can still be read, so a failed send is not the end.
   const bool sent = ::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) ==
@@ -82,9 +86,26 @@ absl::StatusOr<HttpAnswer> SendApiRequest(const std::filesystem::path& socket_pa
   return ParseAnswer(answer, socket_path.string());
 }
 
+// The JSON body of `snapshot DIR`. DIR is made absolute here: minivmm may run in another
+// working directory.
+absl::StatusOr<std::string> SnapshotBody(const std::string& folder) {
+  std::error_code error;
+  const std::filesystem::path absolute = std::filesystem::absolute(folder, error);
+  if (error) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("snapshot folder '%s': %s", folder, error.message()));
+  }
+  api::SnapshotRequest request;
+  request.set_destination(absolute.lexically_normal().string());
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(request, &json);
+  return json;
+}
+
 int RunCtlCommand(const std::vector<std::string>& args, const std::string& socket_path) {
-  if (args.size() != 1 || socket_path.empty()) {
-    std::fputs(socket_path.empty() && args.size() == 1
+  const size_t wanted = !args.empty() && args[0] == "snapshot" ? 2 : 1;
+  if (args.size() != wanted || socket_path.empty()) {
+    std::fputs(socket_path.empty() && args.size() == wanted
                    ? "minivmm ctl: which VM? pass --api_socket PATH (the socket minivmm was "
                      "started with)\n"
                    : kCtlUsage,
@@ -94,12 +115,22 @@ int RunCtlCommand(const std::vector<std::string>& args, const std::string& socke
   const std::string& command = args[0];
   const bool read_only = command == "info";
   if (!read_only && command != "pause" && command != "resume" && command != "reboot" &&
-      command != "shutdown") {
+      command != "shutdown" && command != "snapshot") {
     std::fprintf(stderr, "minivmm ctl: unknown command '%s'\n%s", command.c_str(), kCtlUsage);
     return 1;
   }
+  std::string body;
+  if (command == "snapshot") {
+    absl::StatusOr<std::string> snapshot_body = SnapshotBody(args[1]);
+    if (!snapshot_body.ok()) {
+      std::fprintf(stderr, "minivmm ctl: %s\n",
+                   std::string(snapshot_body.status().message()).c_str());
+      return 1;
+    }
+    body = *snapshot_body;
+  }
   absl::StatusOr<HttpAnswer> answer =
-      SendApiRequest(socket_path, read_only ? "GET" : "PUT", "/api/v1/vm." + command);
+      SendApiRequest(socket_path, read_only ? "GET" : "PUT", "/api/v1/vm." + command, body);
   if (!answer.ok()) {
     std::fprintf(stderr, "minivmm ctl: %s\n", std::string(answer.status().message()).c_str());
     return 1;

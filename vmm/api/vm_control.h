@@ -3,6 +3,8 @@
 #ifndef MINIVMM_VMM_API_VM_CONTROL_H_
 #define MINIVMM_VMM_API_VM_CONTROL_H_
 
+#include <string>
+
 #include "absl/status/status.h"
 #include "vmm/api/api.pb.h"
 
@@ -20,6 +22,10 @@ class VmControl {
   virtual absl::Status Reboot() = 0;
   // Stops the guest at once (like pulling its power) and ends minivmm with exit code 0.
   virtual absl::Status Shutdown() = 0;
+  // Writes a snapshot of the running or paused VM into `destination` (see README, "Snapshot
+  // and restore") and leaves the VM as it found it. FailedPrecondition, naming the blocker,
+  // when Info() lists any; InvalidArgument for a destination that cannot be used.
+  virtual absl::Status Snapshot(const std::string& destination) = 0;
 };
 
 }  // namespace minivmm

@@ -65,7 +65,8 @@ namespace {
   X(flock) X(ftruncate) X(getcwd) X(getdents64) X(getegid) X(geteuid) X(getgid) X(getrlimit)  \
   X(getsockname) X(getsockopt) X(getuid) X(kill) X(lstat) X(memfd_create) X(mkdir)            \
   X(mkdirat) X(mlock) X(mlock2) X(munlock) X(open) X(openat) X(pipe2) X(prlimit64)            \
-  X(readlink) X(readlinkat) X(rename) X(renameat) X(renameat2) X(setsockopt) X(shutdown)      \
+  X(readlink) X(readlinkat) X(rename) X(renameat) X(renameat2) X(rmdir) X(setsockopt)        \
+  X(shutdown)                                                                                 \
   X(signalfd4) X(stat) X(statfs) X(fstatfs) X(statx) X(sysinfo) X(timerfd_create)           \
   X(timerfd_settime) X(tkill) X(umask) X(uname) X(unlink) X(unlinkat) X(wait4)
 

@@ -91,6 +91,14 @@ absl::StatusOr<VmConfig> ParseVmConfig(std::string_view toml_text,
 // Reads and parses a config file.
 absl::StatusOr<VmConfig> LoadVmConfig(const std::filesystem::path& config_path);
 
+// The TOML text of `config`, which ParseVmConfig reads back to an equal VmConfig (what a
+// snapshot keeps as the description of its VM). Every key of every section is written, defaults
+// included; absent optional keys (initramfs, mac, serial path unless mode = "file") are left
+// out. Paths are written absolute (a relative one is resolved against the working directory,
+// as opening it would), so the text means the same wherever it is stored. A passthrough
+// function is written as `device` when its sysfs folder is the default one, else as `sysfs`.
+std::string FormatVmConfig(const VmConfig& config);
+
 }  // namespace minivmm
 
 #endif  // MINIVMM_VMM_CONFIG_CONFIG_H_

@@ -54,6 +54,7 @@ class GuestMemory {
   // would give the guest a fresh page while the device kept writing the old one, so from now
   // on Zero writes zeros in place.
   void MarkPinnedForDma() { pinned_for_dma_ = true; }
+  bool pinned_for_dma() const { return pinned_for_dma_; }
 
   // Host view of [gpa, gpa + length), which must lie inside one region.
   absl::StatusOr<std::span<uint8_t>> Slice(uint64_t gpa, uint64_t length);

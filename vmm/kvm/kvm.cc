@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_format.h"
@@ -32,9 +33,21 @@ struct FlexHeader {
 static_assert(sizeof(FlexHeader) == 8);
 constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, FlexHeader);
 constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, FlexHeader);
+constexpr unsigned long kGetCpuid2 = _IOWR(KVMIO, 0x91, FlexHeader);
+constexpr unsigned long kGetMsrs = _IOWR(KVMIO, 0x88, FlexHeader);
 constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, FlexHeader);
+// struct kvm_msr_list is {u32 nmsrs; u32 indices[]}: a 4-byte header in C (8 in C++).
+constexpr unsigned long kGetMsrIndexList = _IOWR(KVMIO, 0x02, uint32_t);
+// struct kvm_xsave is {u32 region[1024]; u32 extra[]}: 4096 bytes in C (4100 in C++), which is
+// KvmXsave.
+constexpr unsigned long kGetXsave = _IOR(KVMIO, 0xa4, KvmXsave);
+constexpr unsigned long kSetXsave = _IOW(KVMIO, 0xa5, KvmXsave);
 // struct kvm_irq_routing is {u32 nr; u32 flags; entries[]}: the same 8-byte header.
 constexpr unsigned long kSetGsiRouting = _IOW(KVMIO, 0x6a, FlexHeader);
+
+// arch/x86/kvm/x86.c, msr_io(): KVM_GET_MSRS/KVM_SET_MSRS answer E2BIG when nmsrs >=
+// MAX_IO_MSRS (256), so longer lists go in several calls.
+constexpr size_t kMaxMsrsPerIoctl = 255;
 
 // A FlexHeader followed by `count` entries, in an 8-byte aligned buffer.
 template <typename Entry>
@@ -113,6 +126,21 @@ absl::StatusOr<CpuidList> KvmSystem::GetSupportedCpuid() const {
     if (errno != E2BIG) return ErrnoError("KVM_GET_SUPPORTED_CPUID");
   }
   return absl::InternalError("KVM_GET_SUPPORTED_CPUID: more than 4096 entries");
+}
+
+absl::StatusOr<std::vector<uint32_t>> KvmSystem::GetMsrIndexList() const {
+  // With nmsrs = 0 KVM answers E2BIG and writes the real count into nmsrs (api.rst 4.3). The
+  // list does not change while the host runs, so the second call fits.
+  std::vector<uint32_t> list(1, 0);  // list[0] is nmsrs, the indices follow
+  if (::ioctl(fd_.get(), kGetMsrIndexList, list.data()) == 0) return std::vector<uint32_t>();
+  if (errno != E2BIG) return ErrnoError("KVM_GET_MSR_INDEX_LIST");
+  const uint32_t count = list[0];
+  list.assign(1 + count, 0);
+  list[0] = count;
+  if (::ioctl(fd_.get(), kGetMsrIndexList, list.data()) < 0) {
+    return ErrnoError(absl::StrFormat("KVM_GET_MSR_INDEX_LIST(%d MSRs)", count));
+  }
+  return std::vector<uint32_t>(list.begin() + 1, list.begin() + 1 + std::min(list[0], count));
 }
 
 absl::StatusOr<std::unique_ptr<KvmVm>> KvmSystem::CreateVm() const {
@@ -230,6 +258,61 @@ absl::Status KvmVm::RemoveIoeventfd(uint64_t address, uint32_t length, int event
   return IoeventfdIoctl(fd_.get(), address, length, event_fd, pio, /*deassign=*/true);
 }
 
+namespace {
+
+const char* IrqchipName(uint32_t chip_id) {
+  switch (chip_id) {
+    case KVM_IRQCHIP_PIC_MASTER:
+      return "PIC master";
+    case KVM_IRQCHIP_PIC_SLAVE:
+      return "PIC slave";
+    case KVM_IRQCHIP_IOAPIC:
+      return "IOAPIC";
+    default:
+      return "unknown chip";
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<kvm_irqchip> KvmVm::GetIrqchip(uint32_t chip_id) {
+  kvm_irqchip irqchip{};
+  irqchip.chip_id = chip_id;
+  if (::ioctl(fd_.get(), KVM_GET_IRQCHIP, &irqchip) < 0) {
+    return ErrnoError(
+        absl::StrFormat("KVM_GET_IRQCHIP(chip %d, %s)", chip_id, IrqchipName(chip_id)));
+  }
+  return irqchip;
+}
+
+absl::Status KvmVm::SetIrqchip(const kvm_irqchip& irqchip) {
+  if (::ioctl(fd_.get(), KVM_SET_IRQCHIP, &irqchip) < 0) {
+    return ErrnoError(absl::StrFormat("KVM_SET_IRQCHIP(chip %d, %s)", irqchip.chip_id,
+                                      IrqchipName(irqchip.chip_id)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<kvm_pit_state2> KvmVm::GetPit2() {
+  kvm_pit_state2 pit{};
+  if (::ioctl(fd_.get(), KVM_GET_PIT2, &pit) < 0) return ErrnoError("KVM_GET_PIT2");
+  return pit;
+}
+
+absl::Status KvmVm::SetPit2(const kvm_pit_state2& pit) {
+  return Ioctl(fd_.get(), KVM_SET_PIT2, &pit, "KVM_SET_PIT2");
+}
+
+absl::StatusOr<kvm_clock_data> KvmVm::GetClock() {
+  kvm_clock_data clock{};
+  if (::ioctl(fd_.get(), KVM_GET_CLOCK, &clock) < 0) return ErrnoError("KVM_GET_CLOCK");
+  return clock;
+}
+
+absl::Status KvmVm::SetClock(const kvm_clock_data& clock) {
+  return Ioctl(fd_.get(), KVM_SET_CLOCK, &clock, "KVM_SET_CLOCK");
+}
+
 absl::StatusOr<std::unique_ptr<KvmVcpu>> KvmVm::CreateVcpu(uint32_t id) {
   UniqueFd fd(::ioctl(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id)));
   if (!fd.valid()) return ErrnoError(absl::StrFormat("KVM_CREATE_VCPU(%d)", id));
@@ -268,9 +351,47 @@ MINIVMM_VCPU_GETTER(kvm_regs, GetRegs, KVM_GET_REGS)
 MINIVMM_VCPU_SETTER(kvm_regs, SetRegs, KVM_SET_REGS)
 MINIVMM_VCPU_GETTER(kvm_sregs, GetSregs, KVM_GET_SREGS)
 MINIVMM_VCPU_SETTER(kvm_sregs, SetSregs, KVM_SET_SREGS)
+MINIVMM_VCPU_GETTER(kvm_fpu, GetFpu, KVM_GET_FPU)
 MINIVMM_VCPU_SETTER(kvm_fpu, SetFpu, KVM_SET_FPU)
+MINIVMM_VCPU_GETTER(kvm_mp_state, GetMpState, KVM_GET_MP_STATE)
+MINIVMM_VCPU_SETTER(kvm_mp_state, SetMpState, KVM_SET_MP_STATE)
+MINIVMM_VCPU_GETTER(kvm_xcrs, GetXcrs, KVM_GET_XCRS)
+MINIVMM_VCPU_SETTER(kvm_xcrs, SetXcrs, KVM_SET_XCRS)
+MINIVMM_VCPU_GETTER(kvm_debugregs, GetDebugRegs, KVM_GET_DEBUGREGS)
+MINIVMM_VCPU_SETTER(kvm_debugregs, SetDebugRegs, KVM_SET_DEBUGREGS)
+MINIVMM_VCPU_GETTER(kvm_vcpu_events, GetVcpuEvents, KVM_GET_VCPU_EVENTS)
+MINIVMM_VCPU_SETTER(kvm_vcpu_events, SetVcpuEvents, KVM_SET_VCPU_EVENTS)
 MINIVMM_VCPU_GETTER(kvm_lapic_state, GetLapic, KVM_GET_LAPIC)
 MINIVMM_VCPU_SETTER(kvm_lapic_state, SetLapic, KVM_SET_LAPIC)
+
+absl::StatusOr<KvmXsave> KvmVcpu::GetXsave() {
+  KvmXsave xsave{};
+  if (::ioctl(fd_.get(), kGetXsave, &xsave) < 0) {
+    return ErrnoError(absl::StrFormat("KVM_GET_XSAVE(vCPU %d)", id_));
+  }
+  return xsave;
+}
+
+absl::Status KvmVcpu::SetXsave(const KvmXsave& xsave) {
+  if (::ioctl(fd_.get(), kSetXsave, &xsave) < 0) {
+    return ErrnoError(absl::StrFormat("KVM_SET_XSAVE(vCPU %d)", id_));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CpuidList> KvmVcpu::GetCpuid() {
+  // As KVM_GET_SUPPORTED_CPUID: E2BIG until the buffer holds every entry.
+  for (size_t count = 128; count <= 4096; count *= 2) {
+    FlexBuffer<kvm_cpuid_entry2> buffer(count);
+    if (::ioctl(fd_.get(), kGetCpuid2, buffer.header()) == 0) {
+      return CpuidList(std::vector<kvm_cpuid_entry2>(buffer.entries(),
+                                                     buffer.entries() + buffer.header()->count));
+    }
+    if (errno != E2BIG) return ErrnoError(absl::StrFormat("KVM_GET_CPUID2(vCPU %d)", id_));
+  }
+  return absl::InternalError(
+      absl::StrFormat("KVM_GET_CPUID2(vCPU %d): more than 4096 entries", id_));
+}
 
 absl::Status KvmVcpu::SetCpuid(const CpuidList& cpuid) {
   const auto& entries = cpuid.entries();
@@ -289,17 +410,45 @@ absl::Status KvmVcpu::NoteGuestPaused() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<kvm_msr_entry>> KvmVcpu::GetMsrs(std::span<const uint32_t> indices) {
+  std::vector<kvm_msr_entry> read;
+  read.reserve(indices.size());
+  for (size_t start = 0; start < indices.size(); start += kMaxMsrsPerIoctl) {
+    const size_t count = std::min(kMaxMsrsPerIoctl, indices.size() - start);
+    FlexBuffer<kvm_msr_entry> buffer(count);
+    for (size_t i = 0; i < count; ++i) buffer.entries()[i].index = indices[start + i];
+    // KVM_GET_MSRS returns how many it read, in order; it stops at the first it cannot read.
+    const int got = ::ioctl(fd_.get(), kGetMsrs, buffer.header());
+    if (got < 0) {
+      return ErrnoError(
+          absl::StrFormat("KVM_GET_MSRS(vCPU %d, %d MSRs from %#x)", id_, count, indices[start]));
+    }
+    if (static_cast<size_t>(got) > count) {
+      return absl::InternalError(absl::StrFormat(
+          "KVM_GET_MSRS(vCPU %d): read %d MSRs, %d were asked for", id_, got, count));
+    }
+    read.insert(read.end(), buffer.entries(), buffer.entries() + got);
+    if (static_cast<size_t>(got) < count) break;
+  }
+  return read;
+}
+
 absl::Status KvmVcpu::SetMsrs(std::span<const kvm_msr_entry> msrs) {
-  FlexBuffer<kvm_msr_entry> buffer(msrs.size());
-  std::memcpy(buffer.entries(), msrs.data(), msrs.size() * sizeof(kvm_msr_entry));
-  // KVM_SET_MSRS returns the number of MSRs it set; fewer means one was refused.
-  const int set = ::ioctl(fd_.get(), kSetMsrs, buffer.header());
-  if (set < 0) return ErrnoError(absl::StrFormat("KVM_SET_MSRS(vCPU %d)", id_));
-  if (static_cast<size_t>(set) != msrs.size()) {
-    return absl::InternalError(
-        absl::StrFormat("KVM_SET_MSRS(vCPU %d): set %d of %d MSRs, refused "
-                        "MSR %#x",
-                        id_, set, msrs.size(), msrs[set].index));
+  for (size_t start = 0; start < msrs.size(); start += kMaxMsrsPerIoctl) {
+    const size_t count = std::min(kMaxMsrsPerIoctl, msrs.size() - start);
+    FlexBuffer<kvm_msr_entry> buffer(count);
+    std::memcpy(buffer.entries(), msrs.data() + start, count * sizeof(kvm_msr_entry));
+    // KVM_SET_MSRS returns the number of MSRs it set; fewer means one was refused.
+    const int set = ::ioctl(fd_.get(), kSetMsrs, buffer.header());
+    if (set < 0) {
+      return ErrnoError(absl::StrFormat("KVM_SET_MSRS(vCPU %d, %d MSRs from %#x)", id_, count,
+                                        msrs[start].index));
+    }
+    if (static_cast<size_t>(set) < count) {
+      return absl::InternalError(
+          absl::StrFormat("KVM_SET_MSRS(vCPU %d): set %d of %d MSRs, refused MSR %#x", id_,
+                          start + set, msrs.size(), msrs[start + set].index));
+    }
   }
   return absl::OkStatus();
 }

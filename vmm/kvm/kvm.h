@@ -5,6 +5,7 @@
 
 #include <linux/kvm.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -17,6 +18,15 @@
 namespace minivmm {
 
 class KvmVcpu;
+
+// struct kvm_xsave as KVM_GET_XSAVE/KVM_SET_XSAVE move it: its fixed 4096-byte region. The uapi
+// struct ends in a flexible array (for KVM_GET_XSAVE2), which in C++ makes sizeof() 4100 and the
+// struct unusable as a class member; this one has KVM's layout.
+struct KvmXsave {
+  uint32_t region[1024];
+};
+inline constexpr size_t kKvmXsaveSize = sizeof(KvmXsave);
+static_assert(kKvmXsaveSize == sizeof(kvm_xsave::region));
 
 // Owns a KVM_GET_SUPPORTED_CPUID-style list (struct kvm_cpuid2 has a flexible array member).
 class CpuidList {
@@ -63,6 +73,17 @@ class KvmVm {
   absl::Status RemoveIoeventfd(uint64_t address, uint32_t length, int event_fd, bool pio = false);
   absl::StatusOr<std::unique_ptr<KvmVcpu>> CreateVcpu(uint32_t id);
 
+  // In-kernel device state and the clock, for snapshots (api.rst 4.26/4.27 KVM_GET/SET_IRQCHIP,
+  // 4.72/4.73 KVM_GET/SET_PIT2, 4.29/4.30 KVM_GET/SET_CLOCK). GetIrqchip takes
+  // KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE or KVM_IRQCHIP_IOAPIC; SetIrqchip sets the chip
+  // named by irqchip.chip_id.
+  absl::StatusOr<kvm_irqchip> GetIrqchip(uint32_t chip_id);
+  absl::Status SetIrqchip(const kvm_irqchip& irqchip);
+  absl::StatusOr<kvm_pit_state2> GetPit2();
+  absl::Status SetPit2(const kvm_pit_state2& pit);
+  absl::StatusOr<kvm_clock_data> GetClock();
+  absl::Status SetClock(const kvm_clock_data& clock);
+
  private:
   UniqueFd fd_;
   int vcpu_mmap_size_;
@@ -75,6 +96,9 @@ class KvmSystem {
   static absl::StatusOr<KvmSystem> Open(const char* path = "/dev/kvm");
 
   absl::StatusOr<CpuidList> GetSupportedCpuid() const;
+  // KVM_GET_MSR_INDEX_LIST (api.rst 4.3): the MSRs KVM can save and restore for a guest. Not
+  // every one is readable on a given vCPU (some depend on its CPUID); see SavableMsrs.
+  absl::StatusOr<std::vector<uint32_t>> GetMsrIndexList() const;
   absl::StatusOr<std::unique_ptr<KvmVm>> CreateVm() const;
 
  private:
@@ -104,10 +128,31 @@ class KvmVcpu {
   absl::Status SetRegs(const kvm_regs& regs);
   absl::StatusOr<kvm_sregs> GetSregs();
   absl::Status SetSregs(const kvm_sregs& sregs);
+  absl::StatusOr<kvm_fpu> GetFpu();
   absl::Status SetFpu(const kvm_fpu& fpu);
+  // KVM_GET_CPUID2: what the last KVM_SET_CPUID2 set.
+  absl::StatusOr<CpuidList> GetCpuid();
   absl::Status SetCpuid(const CpuidList& cpuid);
+  absl::StatusOr<kvm_mp_state> GetMpState();
+  absl::Status SetMpState(const kvm_mp_state& mp_state);
+  // GetXsave fails with EINVAL when the guest's XSAVE area is larger than 4096 bytes (dynamic
+  // features such as AMX, which would need KVM_GET_XSAVE2).
+  absl::StatusOr<KvmXsave> GetXsave();
+  absl::Status SetXsave(const KvmXsave& xsave);
+  absl::StatusOr<kvm_xcrs> GetXcrs();
+  absl::Status SetXcrs(const kvm_xcrs& xcrs);
+  absl::StatusOr<kvm_debugregs> GetDebugRegs();
+  absl::Status SetDebugRegs(const kvm_debugregs& debugregs);
+  absl::StatusOr<kvm_vcpu_events> GetVcpuEvents();
+  absl::Status SetVcpuEvents(const kvm_vcpu_events& events);
   absl::StatusOr<kvm_lapic_state> GetLapic();
   absl::Status SetLapic(const kvm_lapic_state& lapic);
+  // KVM_GET_MSRS (api.rst 4.18) reads MSRs in order and stops at the first it cannot read: the
+  // result holds the entries read, so it is shorter than `indices` when one was refused (the
+  // refused one is indices[result.size()]). Not an error: callers decide. Lists longer than KVM
+  // takes in one call (255) are split, here and in SetMsrs.
+  absl::StatusOr<std::vector<kvm_msr_entry>> GetMsrs(std::span<const uint32_t> indices);
+  // KVM_SET_MSRS; fails, naming the first MSR not set, unless KVM set all of them.
   absl::Status SetMsrs(std::span<const kvm_msr_entry> msrs);
   // KVM_KVMCLOCK_CTRL (api.rst 4.70): marks kvmclock "guest stopped", so that after a pause the
   // guest's soft-lockup watchdog does not count the paused time as a hang. Fails with EINVAL

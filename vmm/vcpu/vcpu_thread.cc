@@ -64,8 +64,10 @@ void VcpuThread::LogRegisters() {
 }
 
 void VcpuThread::Pause() {
-  if (!thread_.joinable()) return;
   pause_requested_.store(true, std::memory_order_release);
+  // Not started yet (a restore with --paused): the thread holds itself before its first
+  // KVM_RUN.
+  if (!thread_.joinable()) return;
   // As in StopAndJoin: immediate_exit for a thread about to enter KVM_RUN, the signal for one
   // inside it.
   vcpu_->run()->immediate_exit = 1;
@@ -102,6 +104,7 @@ void VcpuThread::Loop() {
 void VcpuThread::RunUntilStopped() {
   while (!stopping_.load(std::memory_order_acquire) && !stop_->requested()) {
     if (pause_requested_.load(std::memory_order_acquire)) {
+      if (!CompletePendingExit()) return;
       WaitWhilePaused();
       continue;
     }
@@ -116,6 +119,24 @@ void VcpuThread::RunUntilStopped() {
     }
     if (!HandleExit()) return;
   }
+}
+
+bool VcpuThread::CompletePendingExit() {
+  // An I/O or MMIO exit is complete only after the next KVM_RUN (api.rst, "immediate_exit":
+  // the data of an IN goes into RAX then); with immediate_exit set, KVM_RUN finishes it and
+  // returns at once. A string instruction may exit again; a few rounds finish it.
+  constexpr int kMaxRounds = 16;
+  for (int round = 0; round < kMaxRounds; ++round) {
+    vcpu_->run()->immediate_exit = 1;
+    absl::Status status = vcpu_->Run();
+    if (absl::IsCancelled(status)) return true;  // nothing (more) pending
+    if (!status.ok()) {
+      stop_->Request(StopReason::kError, status);
+      return false;
+    }
+    if (!HandleExit()) return false;
+  }
+  return true;
 }
 
 bool VcpuThread::HandleExit() {

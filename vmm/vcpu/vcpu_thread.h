@@ -42,6 +42,7 @@ class VcpuThread {
   }
   // Takes the vCPU out of KVM_RUN and holds it there until Resume. Returns once the vCPU is
   // held, or its thread has ended (the VM is stopping), so the guest runs no instruction after.
+  // Before Start: the thread starts held.
   void Pause();
   void Resume();
   KvmVcpu& vcpu() { return *vcpu_; }
@@ -59,6 +60,9 @@ class VcpuThread {
   }
   // Handles one exit; returns false when the VM must stop.
   bool HandleExit();
+  // Before a pause holds the thread: lets KVM finish the instruction of the last exit, so the
+  // registers a snapshot reads are consistent. Returns false when the VM must stop.
+  bool CompletePendingExit();
   void HandleIo(kvm_run* run);
   void HandleMmio(kvm_run* run);
   void LogRegisters();

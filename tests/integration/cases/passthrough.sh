@@ -6,6 +6,8 @@
 # was released and reset after power-off and after SIGTERM. L2 reads the NIC's expansion ROM.
 # A second function rides along in the first run: QEMU's edu device; L2 reads its ID register
 # and exercises its liveness register through the passed-through BAR.
+# While it runs, `ctl snapshot` is refused (HTTP 409, exit 1) naming the function and the rule,
+# and the guest's NIC still answers pings.
 # Then the failures a user can cause: a locked-memory limit too low for the full reservation,
 # and a function not bound to vfio-pci.
 set -euo pipefail
@@ -74,7 +76,16 @@ vmtest_expect_in msi.out "id=0x010000ED"
 vmtest_expect_in msi.out "liveness=0xEDCBA987"
 
 # 2: SIGTERM while the guest runs: minivmm releases (resets) the function on that path too.
-printf 'echo PASSTHROUGH-READY\nsleep 600\n' >"$w/wait.sh"
+# Before it, snapshot is refused (the mobility blocker rule) and the guest's NIC still answers.
+cat >"$w/wait.sh" <<'GUEST'
+for n in /sys/class/net/*; do
+	[ "$(basename "$(readlink "$n/device/driver" 2>/dev/null)")" = e1000e ] && nic=${n##*/}
+done
+ip link set "$nic" up
+ip addr add 169.254.200.2/24 dev "$nic"
+echo PASSTHROUGH-READY
+sleep 600
+GUEST
 vmtest_guest_script "$w/wait.sh" "$w/initramfs-wait"
 sed "s|$w/initramfs\"|$w/initramfs-wait\"|" "$w/nic-only.toml" >"$w/sigterm.toml"
 vmtest_start_until sigterm PASSTHROUGH-READY --config "$w/sigterm.toml" --api_socket "$w/api.sock"
@@ -82,9 +93,27 @@ pid=$vmtest_pid
 # The API's info reports the full reservation and the function.
 info=$("$MINIVMM_BIN" ctl --api_socket "$w/api.sock" info) || { kill -KILL "$pid"; vmtest_fail "ctl info failed"; }
 echo "info: $info"
-for field in '"reservation":{"reserved_mib":"256","pinned":true}' "\"passthrough\":[{\"host_address\":\"$bdf\"}]"; do
+for field in '"reservation":{"reserved_mib":"256","pinned":true}' "\"passthrough\":[{\"host_address\":\"$bdf\"}]" \
+	"\"blockers\":[{\"function\":\"passthrough function $bdf\""; do
 	grep -qF "$field" <<<"$info" || { kill -KILL "$pid"; vmtest_fail "info lacks $field"; }
 done
+set +e
+"$MINIVMM_BIN" ctl --api_socket "$w/api.sock" snapshot "$w/pt-snap" 2>"$w/pt-snap.err"
+snap_rc=$?
+set -e
+cat "$w/pt-snap.err"
+[ "$snap_rc" -eq 1 ] || { kill -KILL "$pid"; vmtest_fail "snapshot with passthrough exited $snap_rc, not 1"; }
+for text in "cannot snapshot: passthrough function $bdf" "cannot be snapshotted or migrated: its device state lives in the hardware" "(HTTP 409)"; do
+	grep -qF "$text" "$w/pt-snap.err" || { kill -KILL "$pid"; vmtest_fail "snapshot refusal lacks '$text'"; }
+done
+[ ! -e "$w/pt-snap" ] || { kill -KILL "$pid"; vmtest_fail "the refused snapshot left $w/pt-snap behind"; }
+"$MINIVMM_BIN" ctl --api_socket "$w/api.sock" info | grep -qF '"state":"running"' ||
+	{ kill -KILL "$pid"; vmtest_fail "the VM is not running after the refused snapshot"; }
+i=0
+while [ "$(cat "/sys/class/net/$peer/carrier" 2>/dev/null)" != 1 ] && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
+ping -c 3 -W 3 169.254.200.2 | tee "$w/pt-ping.out" || true
+grep -qF "3 packets transmitted, 3 packets received" "$w/pt-ping.out" ||
+	{ kill -KILL "$pid"; vmtest_fail "the passed-through NIC does not answer after the refused snapshot"; }
 kill -TERM "$pid"
 set +e
 wait "$pid"

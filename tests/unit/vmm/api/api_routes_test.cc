@@ -56,11 +56,43 @@ TEST(ApiRoutesTest, WrongMethodIs405NamingTheOneToUseAndRunsNothing) {
 
 TEST(ApiRoutesTest, UnknownPathIs404ListingTheEndpoints) {
   FakeVmControl vm;
-  HttpResponse response = Send(vm, "PUT", "/api/v1/vm.snapshot");
+  HttpResponse response = Send(vm, "PUT", "/api/v1/vm.teleport");
   EXPECT_EQ(response.status, 404);
-  EXPECT_THAT(response.body, HasSubstr("no such endpoint /api/v1/vm.snapshot"));
+  EXPECT_THAT(response.body, HasSubstr("no such endpoint /api/v1/vm.teleport"));
+  EXPECT_THAT(response.body, HasSubstr("/api/v1/vm.snapshot"));
   EXPECT_THAT(response.body, HasSubstr("/api/v1/vm.info"));
   EXPECT_THAT(vm.calls, IsEmpty());
+}
+
+HttpResponse SendBody(FakeVmControl& vm, const char* target, std::string body) {
+  return HandleApiRequest(HttpRequest{.method = "PUT", .target = target, .body = std::move(body)},
+                          vm);
+}
+
+TEST(ApiRoutesTest, SnapshotTakesItsDestinationFromTheBody) {
+  FakeVmControl vm;
+  HttpResponse response = SendBody(vm, "/api/v1/vm.snapshot", R"({"destination": "/snaps/a"})");
+  EXPECT_EQ(response.status, 200);
+  EXPECT_THAT(response.body, HasSubstr(R"("state":"running")"));
+  EXPECT_THAT(vm.calls, ElementsAre("snapshot /snaps/a"));
+}
+
+TEST(ApiRoutesTest, SnapshotWithoutADestinationIs400AndRunsNothing) {
+  FakeVmControl vm;
+  for (const char* body : {"", "{}", "not json", R"({"destination": 3, "x": 1})"}) {
+    HttpResponse response = SendBody(vm, "/api/v1/vm.snapshot", body);
+    EXPECT_EQ(response.status, 400) << body;
+    EXPECT_THAT(response.body, HasSubstr("destination")) << body;
+  }
+  EXPECT_THAT(vm.calls, IsEmpty());
+}
+
+TEST(ApiRoutesTest, ABlockedSnapshotIsAConflictCarryingTheReason) {
+  FakeVmControl vm;
+  vm.snapshot_result = absl::FailedPreconditionError("cannot snapshot: passthrough function X");
+  HttpResponse response = SendBody(vm, "/api/v1/vm.snapshot", R"({"destination": "/s"})");
+  EXPECT_EQ(response.status, 409);
+  EXPECT_THAT(response.body, HasSubstr("cannot snapshot: passthrough function X"));
 }
 
 TEST(ApiRoutesTest, ErrorJsonEscapesTheMessage) {

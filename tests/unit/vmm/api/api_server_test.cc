@@ -272,10 +272,25 @@ TEST_F(ApiServerTest, CtlPrintsTheServersErrorAndFails) {
   EXPECT_THAT(::testing::internal::GetCapturedStdout(), HasSubstr(R"("state":"paused")"));
 }
 
+TEST_F(ApiServerTest, CtlSnapshotSendsTheFolderAsAnAbsolutePath) {
+  absl::StatusOr<std::unique_ptr<ApiServer>> server = CreateServer();
+  ASSERT_TRUE(server.ok()) << server.status();
+  Serve();
+  ::testing::internal::CaptureStdout();
+  EXPECT_EQ(RunCtlCommand({"snapshot", "snaps/./one"}, socket_path_.string()), 0);
+  ::testing::internal::GetCapturedStdout();
+  const std::string expected =
+      (std::filesystem::current_path() / "snaps/one").lexically_normal().string();
+  EXPECT_THAT(vm_.calls, ::testing::ElementsAre("snapshot " + expected));
+}
+
 TEST(CtlCommandTest, UnknownCommandOrMissingSocketPrintsUsage) {
   ::testing::internal::CaptureStderr();
+  EXPECT_EQ(RunCtlCommand({"teleport"}, "/tmp/x.sock"), 1);
+  EXPECT_THAT(::testing::internal::GetCapturedStderr(), HasSubstr("unknown command 'teleport'"));
+  ::testing::internal::CaptureStderr();
   EXPECT_EQ(RunCtlCommand({"snapshot"}, "/tmp/x.sock"), 1);
-  EXPECT_THAT(::testing::internal::GetCapturedStderr(), HasSubstr("unknown command 'snapshot'"));
+  EXPECT_THAT(::testing::internal::GetCapturedStderr(), HasSubstr("snapshot DIR"));
   ::testing::internal::CaptureStderr();
   EXPECT_EQ(RunCtlCommand({"info"}, ""), 1);
   EXPECT_THAT(::testing::internal::GetCapturedStderr(), HasSubstr("pass --api_socket PATH"));

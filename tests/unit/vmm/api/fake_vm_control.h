@@ -41,7 +41,12 @@ class FakeVmControl : public VmControl {
     calls.push_back("shutdown");
     return absl::OkStatus();
   }
+  absl::Status Snapshot(const std::string& destination) override {
+    calls.push_back("snapshot " + destination);
+    return snapshot_result;
+  }
 
+  absl::Status snapshot_result;
   bool paused = false;
   int boot = 1;
   std::vector<std::string> calls;

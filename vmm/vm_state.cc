@@ -1,0 +1,113 @@
+// Vm's snapshot half: what a running guest depends on, read out of KVM and the devices, and
+// put back into a VM built from the same description (vm_state.proto lists it).
+#include <linux/kvm.h>
+
+#include "absl/strings/str_format.h"
+#include "devices/legacy/cmos_rtc.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/serial_16550.h"
+#include "devices/virtio/virtio_pci_function.h"
+#include "vmm/base/errno_status.h"
+#include "vmm/base/log.h"
+#include "vmm/vcpu/vcpu_state.h"
+#include "vmm/vm.h"
+
+namespace minivmm {
+
+void Vm::QuiesceDevices() {
+  for (const VirtioSlot& virtio : virtio_functions_) virtio.function->Quiesce();
+}
+
+void Vm::ResumeDevices() {
+  for (const VirtioSlot& virtio : virtio_functions_) virtio.function->Resume();
+}
+
+absl::StatusOr<state::VmState> Vm::SaveState() {
+  state::VmState state;
+  for (const GuestMemory::Region& region : memory_->regions()) {
+    state::MemoryRegion* saved = state.add_memory();
+    saved->set_guest_address(region.guest_address);
+    saved->set_size(region.size);
+  }
+  MINIVMM_ASSIGN_OR_RETURN(*state.mutable_kvm(), SaveVmKvmState(*kvm_vm_));
+  // Which MSRs KVM can read back is the same for every vCPU of the VM: asked once.
+  KvmVcpuStateAccess first(vcpus_.front()->vcpu());
+  MINIVMM_ASSIGN_OR_RETURN(const std::vector<uint32_t> msrs,
+                           SavableMsrs(first, msr_index_list_));
+  for (auto& vcpu : vcpus_) {
+    KvmVcpuStateAccess access(vcpu->vcpu());
+    MINIVMM_ASSIGN_OR_RETURN(*state.add_vcpus(), SaveVcpuState(access, msrs));
+  }
+  *state.mutable_serial() = serial_->SaveState();
+  *state.mutable_i8042() = i8042_->SaveState();
+  *state.mutable_rtc() = rtc_->SaveState();
+  for (const VirtioSlot& virtio : virtio_functions_) {
+    state::PciFunctionState* function = state.add_pci();
+    function->set_slot(virtio.slot);
+    function->set_function(0);
+    *function->mutable_virtio() = virtio.function->SaveState();
+  }
+  return state;
+}
+
+absl::StatusOr<std::unique_ptr<Vm>> Vm::Restore(const KvmSystem& kvm, const VmConfig& config,
+                                                const HostBackends& backends, Console* console,
+                                                StopRequest* stop, absl::Time vmm_start,
+                                                const state::VmState& state,
+                                                const std::filesystem::path& memory_file) {
+  if (static_cast<uint32_t>(state.vcpus_size()) != config.vcpus) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "the state has %d vCPUs, its description %d", state.vcpus_size(), config.vcpus));
+  }
+  MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<Vm> vm,
+                           CreateMachine(kvm, config, backends, console, stop, vmm_start,
+                                         memory_file));
+  // The machine the description builds must be the one the state describes.
+  const std::vector<GuestMemory::Region>& regions = vm->memory_->regions();
+  bool same_memory = regions.size() == static_cast<size_t>(state.memory_size());
+  for (size_t i = 0; same_memory && i < regions.size(); ++i) {
+    same_memory = regions[i].guest_address == state.memory(i).guest_address() &&
+                  regions[i].size == state.memory(i).size();
+  }
+  if (!same_memory) {
+    return absl::FailedPreconditionError(
+        "the state's guest memory layout differs from its description's: restore with the "
+        "config.toml saved beside the state");
+  }
+  MINIVMM_RETURN_IF_ERROR(RestoreVmKvmState(*vm->kvm_vm_, state.kvm()));
+  MINIVMM_RETURN_IF_ERROR(vm->RestoreDeviceState(state));
+  MINIVMM_RETURN_IF_ERROR(vm->CreateVcpus(kvm, config.vcpus, /*entry=*/nullptr));
+  for (size_t i = 0; i < vm->vcpus_.size(); ++i) {
+    KvmVcpuStateAccess access(vm->vcpus_[i]->vcpu());
+    MINIVMM_RETURN_IF_ERROR(RestoreVcpuState(access, state.vcpus(static_cast<int>(i))));
+  }
+  return vm;
+}
+
+absl::Status Vm::RestoreDeviceState(const state::VmState& state) {
+  MINIVMM_RETURN_IF_ERROR(serial_->RestoreState(state.serial()));
+  MINIVMM_RETURN_IF_ERROR(i8042_->RestoreState(state.i8042()));
+  MINIVMM_RETURN_IF_ERROR(rtc_->RestoreState(state.rtc()));
+  if (static_cast<size_t>(state.pci_size()) != virtio_functions_.size()) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "the state has %d virtio functions, its description %d: restore with the config.toml "
+        "saved beside the state",
+        state.pci_size(), virtio_functions_.size()));
+  }
+  for (size_t i = 0; i < virtio_functions_.size(); ++i) {
+    const state::PciFunctionState& saved = state.pci(static_cast<int>(i));
+    const VirtioSlot& virtio = virtio_functions_[i];
+    if (saved.slot() != virtio.slot || saved.function() != 0 || !saved.has_virtio()) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "the state has no virtio function at PCI 00:%02x.0, where its description puts %s",
+          virtio.slot, virtio.function->Name()));
+    }
+    if (absl::Status status = virtio.function->RestoreState(saved.virtio()); !status.ok()) {
+      return absl::Status(status.code(), absl::StrFormat("PCI 00:%02x.0: %s", virtio.slot,
+                                                         status.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace minivmm

@@ -65,7 +65,7 @@ check_continues() {
 	[ "$first" -eq $(($2 + 1)) ] || vmtest_fail "$1: the count went on at $first, not $(($2 + 1))"
 	grep -q MINIVMM-L2-INIT "$w/$1.out" && vmtest_fail "$1: the guest booted again"
 	vmtest_expect_in "$1.out" "COUNT $first uptime="
-	grep -q "^COUNT $first .*prev=count-$2\$" "$w/$1.out" ||
+	grep -qE "^COUNT $first .*prev=count-$2"$'\r?$' "$w/$1.out" ||
 		vmtest_fail "$1: the first tick did not read back count-$2 from the disk: $(grep "^COUNT $first " "$w/$1.out")"
 	awk -v a="$3" -v b="$(uptime_of "$1" "$first")" 'BEGIN { exit !(b + 0 >= a + 0) }' ||
 		vmtest_fail "$1: uptime went backwards: $3 before the snapshot, $(uptime_of "$1" "$first") after"

@@ -24,6 +24,8 @@ ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level shown: debug, info, warning, error");
 ABSL_FLAG(std::string, restore, "",
           "Snapshot folder to continue (written by minivmm ctl snapshot), instead of --config");
+ABSL_FLAG(std::string, incoming, "",
+          "Wait for a live migration on unix:PATH or tcp:HOST:PORT, instead of --config");
 ABSL_FLAG(bool, paused, false, "with --restore: keep the guest paused until minivmm ctl resume");
 ABSL_FLAG(std::string, seccomp, "on",
           "seccomp-bpf allow-lists on every VMM thread: on, or off to debug a refused call");
@@ -35,8 +37,10 @@ constexpr char kUsage[] =
     "\n"
     "Usage: minivmm --config vm.toml [--api_socket PATH] [--log_level=info] [--seccomp=on]\n"
     "       minivmm --restore DIR [--paused] [--api_socket PATH] [...]\n"
+    "       minivmm --incoming unix:PATH|tcp:HOST:PORT [--api_socket PATH] [...]\n"
     "       minivmm ctl --api_socket PATH info|pause|resume|reboot|shutdown\n"
     "       minivmm ctl --api_socket PATH snapshot DIR\n"
+    "       minivmm ctl --api_socket PATH migrate unix:PATH|tcp:HOST:PORT\n"
     "       minivmm cache list|clear\n"
     "       minivmm passthrough check|list|bind BDF [--force]|release BDF\n"
     "\n"
@@ -44,6 +48,8 @@ constexpr char kUsage[] =
     "                    configs/example.toml\n"
     "  --restore DIR     continue the guest of a snapshot folder (the same folder can\n"
     "                    be restored again); --paused keeps it paused until resumed\n"
+    "  --incoming ADDR   wait for a live migration from another minivmm (ctl migrate)\n"
+    "                    and run the guest it sends\n"
     "  --api_socket PATH serve the API (JSON over HTTP) on this unix socket, created\n"
     "                    0600 and removed when minivmm exits\n"
     "  --log_level LEVEL least severe log level shown: debug, info, warning, error\n"
@@ -58,7 +64,8 @@ constexpr char kUsage[] =
     "                    vfio-pci, release it to its host driver\n"
     "  ctl COMMAND       drives the minivmm serving --api_socket: info prints its\n"
     "                    state (JSON); pause, resume, reboot and shutdown act on it;\n"
-    "                    snapshot DIR writes a snapshot into the new folder DIR\n"
+    "                    snapshot DIR writes a snapshot into the new folder DIR;\n"
+    "                    migrate ADDR moves the running guest to minivmm --incoming ADDR\n"
     "\n"
     "Exit codes: 0 guest powered off (or shut down with ctl), 1 error, 3 guest rebooted\n"
     "with on_reboot = \"exit\", 128+N stopped by signal N, 159 a refused system call\n"
@@ -134,12 +141,15 @@ int main(int argc, char** argv) {
   }
   const std::string config_path = absl::GetFlag(FLAGS_config);
   const std::string restore_path = absl::GetFlag(FLAGS_restore);
-  if (config_path.empty() == restore_path.empty()) {
-    std::fprintf(stderr, config_path.empty()
-                             ? "minivmm: no VM given: pass --config vm.toml or --restore DIR (see "
-                               "minivmm --help)\n"
-                             : "minivmm: --config and --restore exclude each other: a snapshot "
-                               "brings its own description\n");
+  const std::string incoming_address = absl::GetFlag(FLAGS_incoming);
+  const int sources =
+      !config_path.empty() + !restore_path.empty() + !incoming_address.empty();
+  if (sources != 1) {
+    std::fprintf(stderr, sources == 0
+                             ? "minivmm: no VM given: pass --config vm.toml, --restore DIR or "
+                               "--incoming ADDRESS (see minivmm --help)\n"
+                             : "minivmm: --config, --restore and --incoming exclude each other: "
+                               "a snapshot and a migration bring their own description\n");
     return minivmm::kExitError;
   }
   if (absl::GetFlag(FLAGS_paused) && restore_path.empty()) {
@@ -148,8 +158,17 @@ int main(int argc, char** argv) {
   }
   // Everything of a snapshot is checked here, before KVM is opened.
   absl::StatusOr<minivmm::SnapshotFiles> snapshot;
+  absl::StatusOr<minivmm::IncomingMigration> incoming;
   absl::StatusOr<minivmm::VmConfig> config;
-  if (!restore_path.empty()) {
+  if (!incoming_address.empty()) {
+    // Waits for the source; its description arrives with it.
+    absl::StatusOr<minivmm::MigrationAddress> address =
+        minivmm::ParseMigrationAddress(incoming_address);
+    incoming = address.ok() ? minivmm::AcceptMigration(*address, absl::Seconds(30))
+                            : absl::StatusOr<minivmm::IncomingMigration>(address.status());
+    if (incoming.ok()) config = incoming->config;
+    else config = incoming.status();
+  } else if (!restore_path.empty()) {
     snapshot = minivmm::ReadSnapshot(restore_path);
     if (snapshot.ok()) config = snapshot->config;
     else config = snapshot.status();
@@ -165,8 +184,11 @@ int main(int argc, char** argv) {
                                .api_socket = absl::GetFlag(FLAGS_api_socket),
                                .seccomp = seccomp == "on",
                                .restore = snapshot.ok() ? &*snapshot : nullptr,
-                               .start_paused = absl::GetFlag(FLAGS_paused)});
+                               .start_paused = absl::GetFlag(FLAGS_paused),
+                               .incoming = incoming.ok() ? &*incoming : nullptr});
   if (!exit_code.ok()) {
+    // A source waiting for this destination learns why it gives up, and keeps the guest.
+    if (incoming.ok()) minivmm::AbandonMigration(*incoming, std::string(exit_code.status().message()));
     std::fprintf(stderr, "minivmm: %s\n", std::string(exit_code.status().message()).c_str());
     return minivmm::kExitError;
   }

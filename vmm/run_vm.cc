@@ -14,6 +14,7 @@
 #include "vmm/boot/boot_images.h"
 #include "vmm/base/seccomp.h"
 #include "vmm/console.h"
+#include "vmm/migration_source.h"
 #include "vmm/mobility_blockers.h"
 #include "vmm/vm.h"
 
@@ -92,6 +93,21 @@ class CurrentVmControl : public VmControl {
     stop_->Request(StopReason::kApiShutdown);
     return absl::OkStatus();
   }
+  absl::Status Migrate(const api::MigrateRequest& request) override {
+    MINIVMM_RETURN_IF_ERROR(RefuseIfBlocked("migrate", blockers_));
+    MINIVMM_ASSIGN_OR_RETURN(const MigrationAddress address,
+                             ParseMigrationAddress(request.destination()));
+    MigrationLimits limits;
+    if (request.downtime_limit_ms() != 0) {
+      limits.downtime_target = absl::Milliseconds(request.downtime_limit_ms());
+    }
+    if (request.timeout_s() != 0) limits.time_limit = absl::Seconds(request.timeout_s());
+    MINIVMM_RETURN_IF_ERROR(MigrateVm(*vm_, config_, *backends_, address, limits));
+    migrated_to_ = address.text;
+    stop_->Request(StopReason::kMigrated);
+    return absl::OkStatus();
+  }
+  const std::string& migrated_to() const { return migrated_to_; }
   absl::Status Snapshot(const std::string& destination) override {
     // Before anything is touched: the VM keeps running as it was.
     MINIVMM_RETURN_IF_ERROR(RefuseIfBlocked("snapshot", blockers_));
@@ -102,6 +118,7 @@ class CurrentVmControl : public VmControl {
   const VmConfig& config_;
   const std::vector<MobilityBlocker> blockers_;
   const HostBackends* backends_ = nullptr;
+  std::string migrated_to_;
   Vm* vm_ = nullptr;
   StopRequest* stop_ = nullptr;
   int boot_ = 0;
@@ -193,15 +210,29 @@ absl::StatusOr<int> RunVm(const VmConfig& config, const RunOptions& options) {
   for (int boot = 1;; ++boot) {
     MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<StopRequest> stop, StopRequest::Create());
     current_stop = stop.get();
-    // The first boot of `--restore` continues the snapshot; a reboot after it boots afresh.
+    // The first boot of `--restore` continues the snapshot, that of `--incoming` the migrated
+    // guest; a reboot after either boots afresh.
     const bool restoring = boot == 1 && options.restore != nullptr;
+    const bool receiving = boot == 1 && options.incoming != nullptr;
     MINIVMM_ASSIGN_OR_RETURN(
         std::unique_ptr<Vm> vm,
-        restoring ? Vm::Restore(kvm, config, backends, console.get(), stop.get(), vmm_start,
-                                options.restore->state, options.restore->memory_file)
-                  : Vm::Create(kvm, config, images, backends, console.get(), stop.get(),
-                               vmm_start));
-    if (restoring) {
+        receiving   ? ReceiveMigration(*options.incoming, kvm, backends, console.get(),
+                                       stop.get(), vmm_start)
+        : restoring ? Vm::Restore(kvm, config, backends, console.get(), stop.get(), vmm_start,
+                                  options.restore->state, options.restore->memory_file)
+                    : Vm::Create(kvm, config, images, backends, console.get(), stop.get(),
+                                 vmm_start));
+    if (receiving) {
+      // The source lets go of the guest on this word; the vCPUs start right after.
+      if (absl::Status confirmed = ConfirmMigration(*options.incoming); !confirmed.ok()) {
+        return absl::Status(confirmed.code(),
+                            absl::StrFormat("incoming migration: the source did not hear that "
+                                            "the guest runs here: %s",
+                                            confirmed.message()));
+      }
+      Log(LogLevel::kInfo, "migrated guest '%s' runs here (%d vCPUs, %d MiB)", config.name,
+          config.vcpus, config.memory_mib);
+    } else if (restoring) {
       if (options.start_paused) vm->Pause();
       Log(LogLevel::kInfo, "restored '%s' (%d vCPUs, %d MiB)%s, %.2f s after start",
           config.name, config.vcpus, config.memory_mib,
@@ -239,6 +270,10 @@ absl::StatusOr<int> RunVm(const VmConfig& config, const RunOptions& options) {
         continue;
       case StopReason::kApiShutdown:
         Log(LogLevel::kInfo, "shut down through the API");
+        return kExitPoweredOff;
+      case StopReason::kMigrated:
+        Log(LogLevel::kInfo, "guest migrated to %s: it runs there now; exiting",
+            control.migrated_to());
         return kExitPoweredOff;
       case StopReason::kSignal:
         Log(LogLevel::kInfo, "stopped by signal %d (%s)", signal_number, strsignal(signal_number));

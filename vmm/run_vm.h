@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "vmm/config/config.h"
+#include "vmm/migration_destination.h"
 #include "vmm/snapshot_folder.h"
 
 namespace minivmm {
@@ -22,6 +23,8 @@ struct RunOptions {
   const SnapshotFiles* restore = nullptr;
   // --paused: the restored guest stays paused until `minivmm ctl resume`.
   bool start_paused = false;
+  // minivmm --incoming: the first boot receives the guest from this accepted migration.
+  IncomingMigration* incoming = nullptr;
 };
 
 // Returns the process exit code (vmm/base/exit_codes.h), or an error for the caller to print.

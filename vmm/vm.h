@@ -59,6 +59,14 @@ class Vm {
                                                      absl::Time vmm_start,
                                                      const state::VmState& state,
                                                      const std::filesystem::path& memory_file);
+  // A VM that a migration fills: built from the source's description with empty memory; the
+  // caller writes the pages it receives into memory() and then calls RestoreState.
+  static absl::StatusOr<std::unique_ptr<Vm>> CreateForIncoming(
+      const KvmSystem& kvm, const VmConfig& config, const HostBackends& backends,
+      Console* console, StopRequest* stop, absl::Time vmm_start);
+  // Every device and vCPU set to `state` (memory must hold the guest's pages already).
+  absl::Status RestoreState(const KvmSystem& kvm, const VmConfig& config,
+                            const state::VmState& state);
   ~Vm();
 
   void Start();
@@ -75,6 +83,18 @@ class Vm {
   absl::StatusOr<state::VmState> SaveState();
   void ResumeDevices();
   const GuestMemory& memory() const { return *memory_; }
+  GuestMemory& memory() { return *memory_; }
+  // Migration: KVM's dirty log on every RAM slot plus GuestMemory's record of the VMM's own
+  // writes, each a bit per 4 KiB page of region `index`, cleared as they are taken.
+  absl::Status StartDirtyLog();
+  void StopDirtyLog();
+  struct DirtyPages {
+    std::vector<uint64_t> by_guest;  // KVM_GET_DIRTY_LOG
+    std::vector<uint64_t> by_vmm;    // device emulation (GuestMemory::TakeDirtyPages)
+  };
+  absl::StatusOr<DirtyPages> TakeDirtyPages(size_t index);
+  // The CPUID vCPU 0 gives the guest (what a migration destination must support).
+  absl::StatusOr<CpuidList> GuestCpuid();
   // Guest memory pinned for DMA: all of it with a passed-through function, else none.
   uint64_t pinned_bytes() const;
   // Hands console input to the guest's console device (UART or virtio-console, per [console]);

@@ -55,15 +55,29 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Restore(const KvmSystem& kvm, const VmCo
                                                 StopRequest* stop, absl::Time vmm_start,
                                                 const state::VmState& state,
                                                 const std::filesystem::path& memory_file) {
+  MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<Vm> vm,
+                           CreateMachine(kvm, config, backends, console, stop, vmm_start,
+                                         memory_file));
+  MINIVMM_RETURN_IF_ERROR(vm->RestoreState(kvm, config, state));
+  return vm;
+}
+
+absl::StatusOr<std::unique_ptr<Vm>> Vm::CreateForIncoming(const KvmSystem& kvm,
+                                                          const VmConfig& config,
+                                                          const HostBackends& backends,
+                                                          Console* console, StopRequest* stop,
+                                                          absl::Time vmm_start) {
+  return CreateMachine(kvm, config, backends, console, stop, vmm_start, /*memory_file=*/{});
+}
+
+absl::Status Vm::RestoreState(const KvmSystem& kvm, const VmConfig& config,
+                              const state::VmState& state) {
   if (static_cast<uint32_t>(state.vcpus_size()) != config.vcpus) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "the state has %d vCPUs, its description %d", state.vcpus_size(), config.vcpus));
   }
-  MINIVMM_ASSIGN_OR_RETURN(std::unique_ptr<Vm> vm,
-                           CreateMachine(kvm, config, backends, console, stop, vmm_start,
-                                         memory_file));
   // The machine the description builds must be the one the state describes.
-  const std::vector<GuestMemory::Region>& regions = vm->memory_->regions();
+  const std::vector<GuestMemory::Region>& regions = memory_->regions();
   bool same_memory = regions.size() == static_cast<size_t>(state.memory_size());
   for (size_t i = 0; same_memory && i < regions.size(); ++i) {
     same_memory = regions[i].guest_address == state.memory(i).guest_address() &&
@@ -74,15 +88,54 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Restore(const KvmSystem& kvm, const VmCo
         "the state's guest memory layout differs from its description's: restore with the "
         "config.toml saved beside the state");
   }
-  MINIVMM_RETURN_IF_ERROR(RestoreVmKvmState(*vm->kvm_vm_, state.kvm()));
-  MINIVMM_RETURN_IF_ERROR(vm->RestoreDeviceState(state));
-  MINIVMM_RETURN_IF_ERROR(vm->CreateVcpus(kvm, config.vcpus, /*entry=*/nullptr));
-  for (size_t i = 0; i < vm->vcpus_.size(); ++i) {
-    KvmVcpuStateAccess access(vm->vcpus_[i]->vcpu());
+  MINIVMM_RETURN_IF_ERROR(RestoreVmKvmState(*kvm_vm_, state.kvm()));
+  MINIVMM_RETURN_IF_ERROR(RestoreDeviceState(state));
+  MINIVMM_RETURN_IF_ERROR(CreateVcpus(kvm, config.vcpus, /*entry=*/nullptr));
+  for (size_t i = 0; i < vcpus_.size(); ++i) {
+    KvmVcpuStateAccess access(vcpus_[i]->vcpu());
     MINIVMM_RETURN_IF_ERROR(RestoreVcpuState(access, state.vcpus(static_cast<int>(i))));
   }
-  return vm;
+  return absl::OkStatus();
 }
+
+absl::Status Vm::StartDirtyLog() {
+  memory_->StartDirtyTracking();
+  uint32_t slot = 0;
+  for (const GuestMemory::Region& region : memory_->regions()) {
+    MINIVMM_RETURN_IF_ERROR(kvm_vm_->SetUserMemoryRegion(
+        slot++, region.guest_address, region.size, region.host, KVM_MEM_LOG_DIRTY_PAGES));
+  }
+  // A device may hold a buffer it took before tracking began (a receive buffer waiting for a
+  // frame) and write it later through a view that was never marked. Quiescing drops such
+  // buffers; resuming takes them again, marked now.
+  QuiesceDevices();
+  ResumeDevices();
+  return absl::OkStatus();
+}
+
+void Vm::StopDirtyLog() {
+  memory_->StopDirtyTracking();
+  uint32_t slot = 0;
+  for (const GuestMemory::Region& region : memory_->regions()) {
+    if (absl::Status status = kvm_vm_->SetUserMemoryRegion(slot++, region.guest_address,
+                                                           region.size, region.host);
+        !status.ok()) {
+      Log(LogLevel::kWarning, "dirty logging stays on: %s", status.ToString());
+    }
+  }
+}
+
+absl::StatusOr<Vm::DirtyPages> Vm::TakeDirtyPages(size_t index) {
+  const GuestMemory::Region& region = memory_->regions().at(index);
+  DirtyPages dirty;
+  dirty.by_guest.assign((region.size / 4096 + 63) / 64, 0);
+  MINIVMM_RETURN_IF_ERROR(kvm_vm_->GetDirtyLog(static_cast<uint32_t>(index), dirty.by_guest));
+  dirty.by_vmm = memory_->TakeDirtyPages(index);
+  dirty.by_vmm.resize(dirty.by_guest.size(), 0);
+  return dirty;
+}
+
+absl::StatusOr<CpuidList> Vm::GuestCpuid() { return vcpus_.front()->vcpu().GetCpuid(); }
 
 absl::Status Vm::RestoreDeviceState(const state::VmState& state) {
   MINIVMM_RETURN_IF_ERROR(serial_->RestoreState(state.serial()));

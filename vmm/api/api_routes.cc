@@ -14,6 +14,7 @@ namespace {
 using BodyAction = absl::Status (*)(VmControl& vm, const std::string& body);
 
 absl::Status SnapshotAction(VmControl& vm, const std::string& body);
+absl::Status MigrateAction(VmControl& vm, const std::string& body);
 
 struct Route {
   const char* path;
@@ -29,6 +30,7 @@ constexpr Route kRoutes[] = {
     {"/api/v1/vm.reboot", "PUT", &VmControl::Reboot},
     {"/api/v1/vm.shutdown", "PUT", &VmControl::Shutdown},
     {"/api/v1/vm.snapshot", "PUT", nullptr, &SnapshotAction},
+    {"/api/v1/vm.migrate", "PUT", nullptr, &MigrateAction},
 };
 
 // Parses a request body; the error says what the endpoint expects.
@@ -52,6 +54,18 @@ absl::Status SnapshotAction(VmControl& vm, const std::string& body) {
         absl::StrFormat("no destination: send JSON like %s", kExample));
   }
   return vm.Snapshot(request.destination());
+}
+
+absl::Status MigrateAction(VmControl& vm, const std::string& body) {
+  api::MigrateRequest request;
+  constexpr std::string_view kExample =
+      R"({"destination": "unix:/path" or "tcp:HOST:PORT", "downtime_limit_ms": 300})";
+  MINIVMM_RETURN_IF_ERROR(ParseBody(body, &request, kExample));
+  if (request.destination().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("no destination: send JSON like %s", kExample));
+  }
+  return vm.Migrate(request);
 }
 
 std::string ToJson(const google::protobuf::Message& message) {

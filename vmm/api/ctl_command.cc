@@ -20,7 +20,9 @@ namespace {
 
 constexpr char kCtlUsage[] =
     "usage: minivmm ctl --api_socket PATH info|pause|resume|reboot|shutdown\n"
-    "       minivmm ctl --api_socket PATH snapshot DIR\n";
+    "       minivmm ctl --api_socket PATH snapshot DIR\n"
+    "       minivmm ctl --api_socket PATH migrate unix:PATH|tcp:HOST:PORT [downtime_ms=N]\n"
+    "                   [timeout_s=N]\n";
 
 // Answers are small; a server that sends more than this is not minivmm.
 constexpr size_t kMaxAnswerBytes = 1 << 20;
@@ -102,10 +104,35 @@ absl::StatusOr<std::string> SnapshotBody(const std::string& folder) {
   return json;
 }
 
+// The JSON body of `migrate ADDRESS [downtime_ms=N] [timeout_s=N]`.
+absl::StatusOr<std::string> MigrateBody(const std::vector<std::string>& args) {
+  api::MigrateRequest request;
+  request.set_destination(args[1]);
+  for (size_t i = 2; i < args.size(); ++i) {
+    const std::string& option = args[i];
+    const size_t equals = option.find('=');
+    uint32_t value = 0;
+    const std::string name = option.substr(0, equals);
+    if (equals == std::string::npos || !absl::SimpleAtoi(option.substr(equals + 1), &value) ||
+        (name != "downtime_ms" && name != "timeout_s")) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "migrate option '%s': give downtime_ms=N or timeout_s=N", option));
+    }
+    if (name == "downtime_ms") request.set_downtime_limit_ms(value);
+    if (name == "timeout_s") request.set_timeout_s(value);
+  }
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(request, &json);
+  return json;
+}
+
 int RunCtlCommand(const std::vector<std::string>& args, const std::string& socket_path) {
-  const size_t wanted = !args.empty() && args[0] == "snapshot" ? 2 : 1;
-  if (args.size() != wanted || socket_path.empty()) {
-    std::fputs(socket_path.empty() && args.size() == wanted
+  const std::string first = args.empty() ? "" : args[0];
+  const bool arity_ok = first == "snapshot"  ? args.size() == 2
+                        : first == "migrate" ? args.size() >= 2 && args.size() <= 4
+                                             : args.size() == 1;
+  if (!arity_ok || socket_path.empty()) {
+    std::fputs(socket_path.empty() && arity_ok
                    ? "minivmm ctl: which VM? pass --api_socket PATH (the socket minivmm was "
                      "started with)\n"
                    : kCtlUsage,
@@ -115,19 +142,20 @@ int RunCtlCommand(const std::vector<std::string>& args, const std::string& socke
   const std::string& command = args[0];
   const bool read_only = command == "info";
   if (!read_only && command != "pause" && command != "resume" && command != "reboot" &&
-      command != "shutdown" && command != "snapshot") {
+      command != "shutdown" && command != "snapshot" && command != "migrate") {
     std::fprintf(stderr, "minivmm ctl: unknown command '%s'\n%s", command.c_str(), kCtlUsage);
     return 1;
   }
   std::string body;
-  if (command == "snapshot") {
-    absl::StatusOr<std::string> snapshot_body = SnapshotBody(args[1]);
-    if (!snapshot_body.ok()) {
+  if (command == "snapshot" || command == "migrate") {
+    absl::StatusOr<std::string> request_body =
+        command == "snapshot" ? SnapshotBody(args[1]) : MigrateBody(args);
+    if (!request_body.ok()) {
       std::fprintf(stderr, "minivmm ctl: %s\n",
-                   std::string(snapshot_body.status().message()).c_str());
+                   std::string(request_body.status().message()).c_str());
       return 1;
     }
-    body = *snapshot_body;
+    body = *request_body;
   }
   absl::StatusOr<HttpAnswer> answer =
       SendApiRequest(socket_path, read_only ? "GET" : "PUT", "/api/v1/vm." + command, body);

@@ -1,5 +1,5 @@
-// `minivmm ctl --api_socket PATH info|pause|resume|reboot|shutdown|snapshot DIR`: drives a
-// running minivmm through its API socket, for shell scripts and tests.
+// `minivmm ctl --api_socket PATH info|pause|resume|reboot|shutdown|snapshot DIR|migrate ADDRESS`:
+// drives a running minivmm through its API socket, for shell scripts and tests.
 #ifndef MINIVMM_VMM_API_CTL_COMMAND_H_
 #define MINIVMM_VMM_API_CTL_COMMAND_H_
 

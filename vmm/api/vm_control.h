@@ -26,6 +26,10 @@ class VmControl {
   // and restore") and leaves the VM as it found it. FailedPrecondition, naming the blocker,
   // when Info() lists any; InvalidArgument for a destination that cannot be used.
   virtual absl::Status Snapshot(const std::string& destination) = 0;
+  // Live migration to a minivmm waiting with --incoming. Returns once the guest runs there
+  // (this minivmm then exits 0); any failure leaves the guest running here and says why.
+  // FailedPrecondition, naming the blocker, when Info() lists any.
+  virtual absl::Status Migrate(const api::MigrateRequest& request) = 0;
 };
 
 }  // namespace minivmm

@@ -21,6 +21,7 @@ enum class StopReason {
   kUserQuit,     // the console escape (Ctrl-A x)
   kApiReboot,    // vm.reboot on the API socket: boot again
   kApiShutdown,  // vm.shutdown on the API socket
+  kMigrated,     // vm.migrate succeeded: the guest runs on the destination
   kError,        // a VMM failure; see error()
 };
 

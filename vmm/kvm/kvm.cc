@@ -171,15 +171,26 @@ absl::Status KvmVm::CreatePit() {
 }
 
 absl::Status KvmVm::SetUserMemoryRegion(uint32_t slot, uint64_t guest_address, uint64_t size,
-                                        void* host_address) {
+                                        void* host_address, uint32_t flags) {
   kvm_userspace_memory_region region{};
   region.slot = slot;
+  region.flags = flags;
   region.guest_phys_addr = guest_address;
   region.memory_size = size;
   region.userspace_addr = reinterpret_cast<uint64_t>(host_address);
   if (::ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0) {
-    return ErrnoError(absl::StrFormat("KVM_SET_USER_MEMORY_REGION(slot %d, [%#x, +%#x))", slot,
-                                      guest_address, size));
+    return ErrnoError(absl::StrFormat("KVM_SET_USER_MEMORY_REGION(slot %d, [%#x, +%#x), flags %#x)",
+                                      slot, guest_address, size, flags));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KvmVm::GetDirtyLog(uint32_t slot, std::span<uint64_t> bitmap) {
+  kvm_dirty_log log{};
+  log.slot = slot;
+  log.dirty_bitmap = bitmap.data();
+  if (::ioctl(fd_.get(), KVM_GET_DIRTY_LOG, &log) < 0) {
+    return ErrnoError(absl::StrFormat("KVM_GET_DIRTY_LOG(slot %d)", slot));
   }
   return absl::OkStatus();
 }

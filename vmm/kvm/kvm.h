@@ -51,8 +51,15 @@ class KvmVm {
   // In-kernel LAPICs + IOAPIC + PIC, and the i8254 PIT.
   absl::Status CreateIrqchip();
   absl::Status CreatePit();
+  // KVM_SET_USER_MEMORY_REGION (api.rst 4.35); size 0 deletes the slot. flags: 0, or
+  // KVM_MEM_LOG_DIRTY_PAGES to have KVM record the pages the guest writes. Setting a slot again
+  // with other flags (same address and size) turns logging on or off for it.
   absl::Status SetUserMemoryRegion(uint32_t slot, uint64_t guest_address, uint64_t size,
-                                   void* host_address);
+                                   void* host_address, uint32_t flags = 0);
+  // KVM_GET_DIRTY_LOG (api.rst 4.8): the slot's pages written since the last call, one bit per
+  // page, cleared by the call. bitmap must hold at least size/4096 bits rounded up to 64 (KVM
+  // copies that many bits, whatever the span's length). The slot must log dirty pages.
+  absl::Status GetDirtyLog(uint32_t slot, std::span<uint64_t> bitmap);
   absl::Status SetIrqLine(uint32_t gsi, bool level);
   // KVM_SET_GSI_ROUTING (api.rst 4.52): replaces the whole GSI routing table, including the
   // default PIC/IOAPIC routes KVM_CREATE_IRQCHIP installed, so callers pass the full table

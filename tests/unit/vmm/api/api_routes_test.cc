@@ -95,6 +95,25 @@ TEST(ApiRoutesTest, ABlockedSnapshotIsAConflictCarryingTheReason) {
   EXPECT_THAT(response.body, HasSubstr("cannot snapshot: passthrough function X"));
 }
 
+TEST(ApiRoutesTest, MigrateTakesTheDestinationAndLimitsFromTheBody) {
+  FakeVmControl vm;
+  HttpResponse response = SendBody(
+      vm, "/api/v1/vm.migrate",
+      R"({"destination": "unix:/run/m.sock", "downtime_limit_ms": 100, "timeout_s": 60})");
+  EXPECT_EQ(response.status, 200);
+  EXPECT_EQ(SendBody(vm, "/api/v1/vm.migrate", R"({"destination": "tcp:h:7"})").status, 200);
+  EXPECT_THAT(vm.calls, ElementsAre("migrate unix:/run/m.sock 100 60", "migrate tcp:h:7 0 0"));
+}
+
+TEST(ApiRoutesTest, AFailedMigrationCarriesTheReason) {
+  FakeVmControl vm;
+  vm.migrate_result = absl::FailedPreconditionError("cannot migrate: passthrough function X");
+  HttpResponse blocked = SendBody(vm, "/api/v1/vm.migrate", R"({"destination": "unix:/m"})");
+  EXPECT_EQ(blocked.status, 409);
+  EXPECT_THAT(blocked.body, HasSubstr("cannot migrate: passthrough function X"));
+  EXPECT_EQ(SendBody(vm, "/api/v1/vm.migrate", "{}").status, 400);
+}
+
 TEST(ApiRoutesTest, ErrorJsonEscapesTheMessage) {
   EXPECT_EQ(ApiErrorJson("a \"quoted\"\nline"), "{\"error\":\"a \\\"quoted\\\"\\nline\"}\n");
 }

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "vmm/api/vm_control.h"
 
 namespace minivmm {
@@ -41,12 +42,18 @@ class FakeVmControl : public VmControl {
     calls.push_back("shutdown");
     return absl::OkStatus();
   }
+  absl::Status Migrate(const api::MigrateRequest& request) override {
+    calls.push_back(absl::StrCat("migrate ", request.destination(), " ",
+                                 request.downtime_limit_ms(), " ", request.timeout_s()));
+    return migrate_result;
+  }
   absl::Status Snapshot(const std::string& destination) override {
     calls.push_back("snapshot " + destination);
     return snapshot_result;
   }
 
   absl::Status snapshot_result;
+  absl::Status migrate_result;
   bool paused = false;
   int boot = 1;
   std::vector<std::string> calls;

@@ -4,12 +4,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <limits>
 #include <numeric>
+#include <span>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -24,6 +27,7 @@ namespace {
 using ::testing::Each;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kMiB = 1ull << 20;
@@ -418,6 +422,171 @@ TEST(GuestMemoryZeroTest, RejectsARangeOutsideGuestRam) {
   ASSERT_TRUE(memory.ok());
   EXPECT_FALSE(memory->Zero(0, 8192).ok());
   EXPECT_FALSE(memory->Zero(~uint64_t{0} - 10, 100).ok());
+}
+
+// --- Dirty tracking: the VMM's own writes, which KVM's dirty log does not see.
+
+// The page numbers whose bits are set, in order.
+std::vector<uint64_t> PagesIn(const std::vector<uint64_t>& bits) {
+  std::vector<uint64_t> pages;
+  for (uint64_t i = 0; i < bits.size() * 64; ++i) {
+    if (bits[i / 64] & (uint64_t{1} << (i % 64))) pages.push_back(i);
+  }
+  return pages;
+}
+
+TEST_F(GuestMemoryTest, TakeGivesNoBitmapWhenTrackingNeverStarted) {
+  ASSERT_TRUE(memory_.Write(0x10, Pattern(4, 1)).ok());
+  EXPECT_FALSE(memory_.dirty_tracking());
+  EXPECT_THAT(memory_.TakeDirtyPages(0), IsEmpty());
+  EXPECT_THAT(memory_.TakeDirtyPages(1), IsEmpty());
+}
+
+TEST_F(GuestMemoryTest, WritesBeforeTrackingStartsAreNotMarked) {
+  ASSERT_TRUE(memory_.Write(0x10, Pattern(4, 1)).ok());
+  ASSERT_TRUE(memory_.Zero(kHighBase, kPage).ok());
+  memory_.StartDirtyTracking();
+  EXPECT_TRUE(memory_.dirty_tracking());
+  // One word per region: 16 pages each.
+  EXPECT_THAT(memory_.TakeDirtyPages(0), ElementsAre(0));
+  EXPECT_THAT(memory_.TakeDirtyPages(1), ElementsAre(0));
+}
+
+TEST_F(GuestMemoryTest, WriteMarksBothPagesOfAWriteAcrossAPageBoundary) {
+  memory_.StartDirtyTracking();
+  ASSERT_TRUE(memory_.Write(kHighBase + 3 * kPage - 4, Pattern(8, 1)).ok());
+  EXPECT_THAT(PagesIn(memory_.TakeDirtyPages(0)), IsEmpty()) << "wrong region marked";
+  EXPECT_THAT(PagesIn(memory_.TakeDirtyPages(1)), ElementsAre(2, 3));
+}
+
+TEST_F(GuestMemoryTest, WriteMarksThePageOfEachRegionItTouches) {
+  memory_.StartDirtyTracking();
+  ASSERT_TRUE(memory_.Write(kLowSize - 1, Pattern(1, 1)).ok());
+  ASSERT_TRUE(memory_.WriteObject(kHighBase + 7 * kPage, uint32_t{1}).ok());
+  EXPECT_THAT(PagesIn(memory_.TakeDirtyPages(0)), ElementsAre(15));
+  EXPECT_THAT(PagesIn(memory_.TakeDirtyPages(1)), ElementsAre(7));
+}
+
+TEST_F(GuestMemoryTest, ZeroMarksItsPartialAndWholePages) {
+  memory_.StartDirtyTracking();
+  // Middle of page 1 to the middle of page 6: the whole pages are dropped, not written, and
+  // still read differently than before.
+  ASSERT_TRUE(memory_.Zero(kPage + 100, 5 * kPage).ok());
+  EXPECT_THAT(PagesIn(memory_.TakeDirtyPages(0)), ElementsAre(1, 2, 3, 4, 5, 6));
+  EXPECT_THAT(PagesIn(memory_.TakeDirtyPages(1)), IsEmpty());
+}
+
+TEST_F(GuestMemoryTest, MutableSliceMarksItsWholeRange) {
+  memory_.StartDirtyTracking();
+  ASSERT_TRUE(memory_.Slice(kHighBase + 2 * kPage + 1, 2 * kPage).ok());
+  EXPECT_THAT(PagesIn(memory_.TakeDirtyPages(1)), ElementsAre(2, 3, 4));
+}
+
+TEST_F(GuestMemoryTest, ReadsAndConstSlicesAreNotMarked) {
+  memory_.StartDirtyTracking();
+  std::vector<uint8_t> out(2 * kPage);
+  ASSERT_TRUE(memory_.Read(kPage, out).ok());
+  const GuestMemory& view = memory_;
+  ASSERT_TRUE(view.Slice(kHighBase, kHighSize).ok());
+  EXPECT_THAT(PagesIn(memory_.TakeDirtyPages(0)), IsEmpty());
+  EXPECT_THAT(PagesIn(memory_.TakeDirtyPages(1)), IsEmpty());
+}
+
+TEST_F(GuestMemoryTest, FailedWritesMarkNothing) {
+  memory_.StartDirtyTracking();
+  EXPECT_FALSE(memory_.Write(kHighEnd - 2, Pattern(4, 1)).ok());
+  EXPECT_FALSE(memory_.Slice(kHighBase - 1, 2).ok());
+  EXPECT_FALSE(memory_.Zero(kLowSize - kPage, 2 * kPage).ok());
+  EXPECT_THAT(PagesIn(memory_.TakeDirtyPages(0)), IsEmpty());
+  EXPECT_THAT(PagesIn(memory_.TakeDirtyPages(1)), IsEmpty());
+}
+
+TEST_F(GuestMemoryTest, TakeClearsThePagesItReturns) {
+  memory_.StartDirtyTracking();
+  ASSERT_TRUE(memory_.Write(5 * kPage, Pattern(1, 1)).ok());
+  EXPECT_THAT(PagesIn(memory_.TakeDirtyPages(0)), ElementsAre(5));
+  EXPECT_THAT(PagesIn(memory_.TakeDirtyPages(0)), IsEmpty());
+  ASSERT_TRUE(memory_.Write(9 * kPage, Pattern(1, 1)).ok());
+  EXPECT_THAT(PagesIn(memory_.TakeDirtyPages(0)), ElementsAre(9));
+}
+
+TEST_F(GuestMemoryTest, StopEndsMarkingButKeepsThePagesMarkedBefore) {
+  memory_.StartDirtyTracking();
+  ASSERT_TRUE(memory_.Write(2 * kPage, Pattern(1, 1)).ok());
+  memory_.StopDirtyTracking();
+  EXPECT_FALSE(memory_.dirty_tracking());
+  ASSERT_TRUE(memory_.Write(3 * kPage, Pattern(1, 1)).ok());
+  EXPECT_THAT(PagesIn(memory_.TakeDirtyPages(0)), ElementsAre(2));
+  memory_.StartDirtyTracking();  // a second migration reuses the bitmaps
+  ASSERT_TRUE(memory_.Write(4 * kPage, Pattern(1, 1)).ok());
+  EXPECT_THAT(PagesIn(memory_.TakeDirtyPages(0)), ElementsAre(4));
+}
+
+TEST_F(GuestMemoryTest, TakeOfARegionThatDoesNotExistIsEmpty) {
+  memory_.StartDirtyTracking();
+  EXPECT_THAT(memory_.TakeDirtyPages(2), IsEmpty());
+}
+
+TEST(GuestMemoryDirtyTest, RangeAcrossBitmapWordsMarksEveryPage) {
+  GuestMemory memory = Create({{0, 256 * kPage}});
+  memory.StartDirtyTracking();
+  ASSERT_TRUE(memory.Zero(63 * kPage, 130 * kPage).ok());  // pages 63..192: four words
+  const std::vector<uint64_t> bits = memory.TakeDirtyPages(0);
+  ASSERT_EQ(bits.size(), 4u);
+  std::vector<uint64_t> expected(130);
+  std::iota(expected.begin(), expected.end(), 63);
+  EXPECT_EQ(PagesIn(bits), expected);
+}
+
+TEST(GuestMemoryDirtyTest, BitmapOfARegionWithAPartialLastWordHasItsWords) {
+  GuestMemory memory = Create({{0, 65 * kPage}});
+  memory.StartDirtyTracking();
+  ASSERT_TRUE(memory.Write(64 * kPage, Pattern(1, 1)).ok());
+  EXPECT_THAT(memory.TakeDirtyPages(0), ElementsAre(0, 1));
+}
+
+TEST(GuestMemoryDirtyTest, TrackingMovesWithTheMemory) {
+  GuestMemory source = Create({{0, 4 * kPage}});
+  source.StartDirtyTracking();
+  ASSERT_TRUE(source.Write(kPage, Pattern(1, 1)).ok());
+  GuestMemory target = std::move(source);
+  EXPECT_TRUE(target.dirty_tracking());
+  ASSERT_TRUE(target.Write(2 * kPage, Pattern(1, 1)).ok());
+  EXPECT_THAT(PagesIn(target.TakeDirtyPages(0)), ElementsAre(1, 2));
+  GuestMemory assigned = Create({{0, kPage}});
+  assigned = std::move(target);
+  ASSERT_TRUE(assigned.Write(3 * kPage, Pattern(1, 1)).ok());
+  EXPECT_THAT(PagesIn(assigned.TakeDirtyPages(0)), ElementsAre(3));
+}
+
+// A device thread writes while the migration thread takes: every page written once is returned
+// by exactly one Take.
+TEST(GuestMemoryDirtyTest, ConcurrentWriterAndTakerLoseNoPage) {
+  constexpr uint64_t kPages = 4096;
+  GuestMemory memory = Create({{0, kPages * kPage}});
+  memory.StartDirtyTracking();
+  std::vector<int> seen(kPages, 0);
+  auto take = [&] {
+    for (uint64_t page : PagesIn(memory.TakeDirtyPages(0))) ++seen[page];
+  };
+  std::atomic<bool> done = false;
+  std::thread writer([&] {
+    // Neighbouring pages share a bitmap word, so marks race with the taker's exchange.
+    for (uint64_t page = 0; page < kPages; ++page) {
+      if (page % 2 == 0) {
+        EXPECT_TRUE(memory.Write(page * kPage + 8, Pattern(4, 1)).ok());
+      } else {
+        absl::StatusOr<std::span<uint8_t>> slice = memory.Slice(page * kPage, 1);
+        ASSERT_TRUE(slice.ok());
+        (*slice)[0] = 1;
+      }
+    }
+    done = true;
+  });
+  while (!done) take();
+  writer.join();
+  take();
+  EXPECT_THAT(seen, Each(1));
 }
 
 }  // namespace

@@ -1,14 +1,20 @@
 // What a user sees when KVM is not usable (one message that names the device and the fix), and
-// the interrupt/notification plumbing: GSI routing, irqfd and ioeventfd on a real VM where
-// /dev/kvm allows one (skipped otherwise), MSI vectors against a fake irqfd binder everywhere.
+// the interrupt/notification plumbing: GSI routing, irqfd, ioeventfd and the dirty log on a real
+// VM where /dev/kvm allows one (skipped otherwise), MSI vectors against a fake irqfd binder
+// everywhere.
 #include "vmm/kvm/kvm.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstdint>
+#include <cstring>
+#include <memory>
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -149,6 +155,96 @@ TEST_F(KvmVmTest, MmioWriteEventRegistrationDeassignsOnDestruction) {
   registration->reset();
   again = events.Watch(0xd0001000, 0, event.fd());
   EXPECT_TRUE(again.ok()) << again.status();
+}
+
+// Anonymous host memory for one memory slot, unmapped at the end of the test.
+class HostPages {
+ public:
+  explicit HostPages(size_t pages) : size_(pages * kPage) {
+    void* raw = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    EXPECT_NE(raw, MAP_FAILED);
+    bytes_ = static_cast<uint8_t*>(raw);
+  }
+  HostPages(const HostPages&) = delete;
+  HostPages& operator=(const HostPages&) = delete;
+  ~HostPages() { ::munmap(bytes_, size_); }
+
+  static constexpr size_t kPage = 4096;
+  uint8_t* data() { return bytes_; }
+  size_t size() const { return size_; }
+
+ private:
+  size_t size_;
+  uint8_t* bytes_;
+};
+
+TEST_F(KvmVmTest, DirtyLogOfASlotWithoutLoggingFailsNamingTheSlot) {
+  HostPages pages(16);
+  ASSERT_TRUE(vm_->SetUserMemoryRegion(0, 0, pages.size(), pages.data()).ok());
+  std::vector<uint64_t> bitmap(1);
+  absl::Status status = vm_->GetDirtyLog(0, bitmap);
+  ASSERT_FALSE(status.ok());
+  // virt/kvm/kvm_main.c, kvm_get_dirty_log_protect: a slot without a dirty bitmap is ENOENT.
+  EXPECT_THAT(std::string(status.message()), AllOf(HasSubstr("KVM_GET_DIRTY_LOG(slot 0)"),
+                                                   HasSubstr("No such file or directory")));
+}
+
+TEST_F(KvmVmTest, DirtyLoggingCanBeTurnedOnAndOffForASlot) {
+  HostPages pages(16);
+  ASSERT_TRUE(vm_->SetUserMemoryRegion(0, 0, pages.size(), pages.data()).ok());
+  absl::Status status =
+      vm_->SetUserMemoryRegion(0, 0, pages.size(), pages.data(), KVM_MEM_LOG_DIRTY_PAGES);
+  ASSERT_TRUE(status.ok()) << status;
+  std::vector<uint64_t> bitmap(1, ~uint64_t{0});
+  status = vm_->GetDirtyLog(0, bitmap);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(bitmap[0], 0u) << "no guest ran: nothing is dirty";
+  ASSERT_TRUE(vm_->SetUserMemoryRegion(0, 0, pages.size(), pages.data()).ok());
+  EXPECT_FALSE(vm_->GetDirtyLog(0, bitmap).ok());
+}
+
+// A real-mode guest stores to page 5 and exits on an OUT; the VMM itself writes page 9 through
+// its mapping. KVM logs only the guest's store: the VMM's writes need GuestMemory's tracking.
+TEST_F(KvmVmTest, DirtyLogRecordsTheGuestsWritesButNotTheVmms) {
+  HostPages pages(16);
+  const uint8_t code[] = {
+      0xc6, 0x06, 0x00, 0x50, 0x01,  // mov byte [0x5000], 1
+      0xe6, 0x10,                    // out 0x10, al
+      0xf4,                          // hlt (not reached)
+  };
+  std::memcpy(pages.data(), code, sizeof(code));
+  ASSERT_TRUE(
+      vm_->SetUserMemoryRegion(0, 0, pages.size(), pages.data(), KVM_MEM_LOG_DIRTY_PAGES).ok());
+  ASSERT_TRUE(vm_->SetTssAddress(0xfffbd000).ok());
+  absl::StatusOr<std::unique_ptr<KvmVcpu>> vcpu = vm_->CreateVcpu(0);
+  ASSERT_TRUE(vcpu.ok()) << vcpu.status();
+  absl::StatusOr<kvm_sregs> sregs = (*vcpu)->GetSregs();
+  ASSERT_TRUE(sregs.ok());
+  sregs->cs.base = 0;  // the reset state fetches from 0xfffffff0; run from 0 instead
+  sregs->cs.selector = 0;
+  ASSERT_TRUE((*vcpu)->SetSregs(*sregs).ok());
+  absl::StatusOr<kvm_regs> regs = (*vcpu)->GetRegs();
+  ASSERT_TRUE(regs.ok());
+  regs->rip = 0;
+  regs->rflags = 2;  // bit 1 is reserved as 1
+  ASSERT_TRUE((*vcpu)->SetRegs(*regs).ok());
+  pages.data()[9 * HostPages::kPage] = 1;
+
+  absl::Status status = (*vcpu)->Run();
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_EQ((*vcpu)->run()->exit_reason, KVM_EXIT_IO);
+  EXPECT_EQ((*vcpu)->run()->io.port, 0x10);
+  EXPECT_EQ(pages.data()[5 * HostPages::kPage], 1);
+
+  std::vector<uint64_t> bitmap(1);
+  status = vm_->GetDirtyLog(0, bitmap);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_NE(bitmap[0] & (uint64_t{1} << 5), 0u) << "the guest's store";
+  EXPECT_EQ(bitmap[0] & (uint64_t{1} << 9), 0u) << "the VMM's write is not KVM's to see";
+  // Page 0 holds the code: fetched, not written. Whether KVM maps it writable is its business.
+  EXPECT_EQ(bitmap[0] & ~uint64_t{0x21}, 0u);
+  ASSERT_TRUE(vm_->GetDirtyLog(0, bitmap).ok());
+  EXPECT_EQ(bitmap[0], 0u) << "the first call cleared the log";
 }
 
 TEST_F(KvmVmTest, MsiVectorsOnARealVm) {

@@ -3,13 +3,19 @@
 #include <linux/kvm.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "vmm/kvm/kvm.h"
 
 namespace minivmm {
 namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
 
 constexpr uint32_t kHtt = 1u << 28;          // leaf 1 EDX.HTT
 constexpr uint32_t kHypervisor = 1u << 31;   // leaf 1 ECX: reserved for hypervisor use
@@ -194,6 +200,151 @@ TEST(CpuidTest, EachVcpuGetsItsOwnApicId) {
     EXPECT_EQ(Get(cpuid, 1).ebx >> 24, index);
     EXPECT_EQ(Get(cpuid, 0xb, 0).edx, index);
   }
+}
+
+// --- CheckCpuidCompatible: the migration destination must offer what the guest already uses.
+
+constexpr uint32_t kAvx2 = 1u << 5;      // leaf 7.0 EBX
+constexpr uint32_t kAvx512f = 1u << 16;  // leaf 7.0 EBX
+constexpr uint32_t kOsxsave = 1u << 27;  // leaf 1 ECX: echoes CR4.OSXSAVE
+constexpr uint32_t kOspke = 1u << 4;     // leaf 7.0 ECX: echoes CR4.PKE
+constexpr uint32_t kSse4_2 = 1u << 20;   // leaf 1 ECX
+constexpr uint32_t kAvxVnni = 1u << 4;   // leaf 7.1 EAX
+constexpr uint32_t kXsaveopt = 1u << 0;  // leaf 0xd.1 EAX
+constexpr uint32_t kInvtsc = 1u << 8;    // leaf 0x80000007 EDX
+
+kvm_cpuid_entry2& Mutable(CpuidList& list, uint32_t function, uint32_t index = 0) {
+  for (kvm_cpuid_entry2& e : list.entries()) {
+    if (e.function == function && e.index == index) return e;
+  }
+  ADD_FAILURE() << "no leaf " << std::hex << function << "." << index;
+  static kvm_cpuid_entry2 none;
+  return none;
+}
+
+// "AuthenticAMD" in leaf 0's EBX, EDX, ECX.
+void MakeAmd(CpuidList& list) {
+  kvm_cpuid_entry2& leaf0 = Mutable(list, 0);
+  leaf0.ebx = 0x68747541;  // "Auth"
+  leaf0.edx = 0x69746e65;  // "enti"
+  leaf0.ecx = 0x444d4163;  // "cAMD"
+}
+
+// Supported() with the leaves the check reads that it lacks: 7.1, 0xd.1, 0x80000001, 0x80000007.
+CpuidList SupportedWithFeatureLeaves() {
+  CpuidList list = Supported();
+  list.entries().push_back(Leaf(0x7, 1, kAvxVnni, 0, 0, 0, true));
+  list.entries().push_back(Leaf(0xd, 1, kXsaveopt | 0xe, 0, 0, 0, true));
+  list.entries().push_back(Leaf(0x80000001, 0, 0, 0, 0x121, 0x2c100800));
+  list.entries().push_back(Leaf(0x80000007, 0, 0, 0, 0, kInvtsc));
+  return list;
+}
+
+TEST(CpuidCompatibleTest, IdenticalListsAreCompatible) {
+  const CpuidList host = SupportedWithFeatureLeaves();
+  const absl::Status status = CheckCpuidCompatible(host.entries(), host);
+  EXPECT_TRUE(status.ok()) << status;
+}
+
+TEST(CpuidCompatibleTest, TheVcpusOwnCpuidIsCompatibleWithTheListItCameFrom) {
+  // What the source's vCPU sees carries the bits CpuidForVcpu sets (hypervisor, TSC-deadline,
+  // HTT), which KVM_GET_SUPPORTED_CPUID never reports.
+  CpuidList host = SupportedWithFeatureLeaves();
+  Mutable(host, 1).ecx &= ~(kHypervisor | kTscDeadline);
+  Mutable(host, 1).edx &= ~kHtt;
+  const CpuidList guest = CpuidForVcpu(host, 1, 4);
+  const absl::Status status = CheckCpuidCompatible(guest.entries(), host);
+  EXPECT_TRUE(status.ok()) << status;
+}
+
+TEST(CpuidCompatibleTest, AFeatureTheHostLacksIsNamed) {
+  CpuidList guest = SupportedWithFeatureLeaves();
+  Mutable(guest, 7).ebx |= kAvx2;
+  CpuidList host = SupportedWithFeatureLeaves();
+  Mutable(host, 7).ebx &= ~kAvx2;
+  const absl::Status status = CheckCpuidCompatible(guest.entries(), host);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("the destination's CPU lacks features the guest uses: "
+                        "avx2 (CPUID 7.0 EBX bit 5)"));
+}
+
+TEST(CpuidCompatibleTest, EveryMissingFeatureIsNamedIncludingUnnamedBits) {
+  CpuidList guest = SupportedWithFeatureLeaves();
+  Mutable(guest, 1).ecx |= kSse4_2;
+  Mutable(guest, 7).ebx |= kAvx512f;
+  Mutable(guest, 0x80000008).ebx |= 1u << 3;
+  CpuidList host = SupportedWithFeatureLeaves();
+  Mutable(host, 1).ecx &= ~kSse4_2;
+  Mutable(host, 7).ebx &= ~kAvx512f;
+  Mutable(host, 0x80000008).ebx &= ~(1u << 3);
+  const absl::Status status = CheckCpuidCompatible(guest.entries(), host);
+  EXPECT_EQ(std::string(status.message()),
+            "the destination's CPU lacks features the guest uses: sse4_2 (CPUID 1.0 ECX bit 20), "
+            "avx512f (CPUID 7.0 EBX bit 16), CPUID 0x80000008.0 EBX bit 3");
+}
+
+TEST(CpuidCompatibleTest, HostWithMoreFeaturesIsCompatible) {
+  const CpuidList guest = SupportedWithFeatureLeaves();
+  CpuidList host = SupportedWithFeatureLeaves();
+  Mutable(host, 7).ebx |= kAvx2 | kAvx512f;
+  Mutable(host, 0x80000007).edx |= 1u << 9;
+  const absl::Status status = CheckCpuidCompatible(guest.entries(), host);
+  EXPECT_TRUE(status.ok()) << status;
+}
+
+TEST(CpuidCompatibleTest, DifferentVendorsFailNamingBoth) {
+  const CpuidList guest = SupportedWithFeatureLeaves();
+  CpuidList host = SupportedWithFeatureLeaves();
+  MakeAmd(host);
+  const absl::Status status = CheckCpuidCompatible(guest.entries(), host);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()),
+              AllOf(HasSubstr("GenuineIntel"), HasSubstr("AuthenticAMD")));
+}
+
+TEST(CpuidCompatibleTest, BitsThatEchoTheGuestsControlRegistersAreNotCompared) {
+  CpuidList guest = SupportedWithFeatureLeaves();
+  Mutable(guest, 1).ecx |= kOsxsave;
+  Mutable(guest, 7).ecx |= kOspke;
+  CpuidList host = SupportedWithFeatureLeaves();
+  Mutable(host, 1).ecx &= ~kOsxsave;
+  Mutable(host, 7).ecx &= ~kOspke;
+  const absl::Status status = CheckCpuidCompatible(guest.entries(), host);
+  EXPECT_TRUE(status.ok()) << status;
+}
+
+TEST(CpuidCompatibleTest, ALeafTheHostLacksSupportsNoFeature) {
+  const CpuidList guest = SupportedWithFeatureLeaves();
+  CpuidList host = SupportedWithFeatureLeaves();
+  std::erase_if(host.entries(), [](const kvm_cpuid_entry2& e) {
+    return (e.function == 0x7 && e.index == 1) || e.function == 0x80000007;
+  });
+  const absl::Status status = CheckCpuidCompatible(guest.entries(), host);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()),
+              AllOf(HasSubstr("avx_vnni (CPUID 7.1 EAX bit 4)"),
+                    HasSubstr("invtsc (CPUID 0x80000007.0 EDX bit 8)")));
+}
+
+TEST(CpuidCompatibleTest, ALeafTheGuestLacksUsesNoFeature) {
+  CpuidList guest = SupportedWithFeatureLeaves();
+  std::erase_if(guest.entries(), [](const kvm_cpuid_entry2& e) {
+    return e.function == 0xd || e.function >= 0x80000000;
+  });
+  const absl::Status status = CheckCpuidCompatible(guest.entries(), SupportedWithFeatureLeaves());
+  EXPECT_TRUE(status.ok()) << status;
+}
+
+TEST(CpuidCompatibleTest, NonFeatureRegistersAreNotCompared) {
+  // Leaf 1 EAX (family, model, stepping) and EBX (APIC ID) differ between any two hosts; the
+  // guest keeps its own values (KVM_SET_CPUID2 takes them as given).
+  CpuidList guest = SupportedWithFeatureLeaves();
+  Mutable(guest, 1).eax = 0x000a0671;
+  Mutable(guest, 1).ebx = 0x03040800;
+  Mutable(guest, 7).eax = 2;  // max subleaf
+  const absl::Status status = CheckCpuidCompatible(guest.entries(), SupportedWithFeatureLeaves());
+  EXPECT_TRUE(status.ok()) << status;
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Snapshot and restore, in one L1 boot. The guest counts once a second, printing the count with
+# VM mobility, in one L1 boot: snapshot and restore, then live migration.
+#
+# Snapshot and restore. The guest counts once a second, printing the count with
 # its uptime and writing it to sector COUNT of a virtio-blk disk; each tick it reads back the
 # sector of the tick before. The test pauses it, snapshots it, stops that minivmm and restores
 # the snapshot in a new process: the count continues where it stopped (no second boot), the
@@ -8,6 +10,14 @@
 # restored a second time (--paused, then resumed). Then what a user can get wrong: a destination
 # that is not empty, a truncated or corrupt state file, a newer format, a missing or short
 # memory file; each is one clear error and exit code 1, before any VM exists.
+#
+# Live migration between two minivmm processes over a unix socket. The guest rewrites a 64 MiB
+# tmpfs file every round and checksums it twice, two seconds apart; a round that straddles the
+# migration starts on the source and ends on the destination. `ctl migrate` to an address
+# nobody listens on, and to a destination that cannot take the guest (its API socket is taken),
+# fails saying why, and the guest keeps running on the source. Then the migration proper: ctl
+# returns, the source exits 0 naming where the guest went, the destination's guest goes on
+# counting rounds (no second boot) with equal checksums, and powers off with exit code 0.
 set -euo pipefail
 . "$(dirname "$0")/../lib/vm-test.sh"
 vmtest_enter_kvm "$@"
@@ -148,4 +158,87 @@ variant nomemory && rm "$w/nomemory/memory"
 refused nomemory "memory"
 variant shortmemory && truncate -s 1M "$w/shortmemory/memory"
 refused shortmemory "$((256 << 20)) bytes"
+
+# --- Live migration ---
+cat >"$w/dirty.sh" <<'GUEST'
+mount -t tmpfs -o size=100m tmpfs /mnt
+head -c 1048576 /dev/urandom >/tmp/r1m
+i=0
+while [ $i -lt 12 ]; do
+	i=$((i + 1))
+	for j in $(seq 64); do echo "round $i block $j"; cat /tmp/r1m; done >/mnt/data
+	a=$(md5sum /mnt/data)
+	sleep 2
+	b=$(md5sum /mnt/data)
+	echo "ROUND $i ${a%% *} ${b%% *}"
+done
+echo MIGRATION-GUEST-DONE
+GUEST
+VMTEST_INITRAMFS=$w/initramfs-dirty
+vmtest_guest_script "$w/dirty.sh" "$VMTEST_INITRAMFS"
+vmtest_config "$w/mig.toml" run "vcpus = 2"
+printf '[rng]\n' >>"$w/mig.toml"
+last_round() { grep -o "^ROUND [0-9]*" "$w/$1.out" | tail -n 1 | cut -d' ' -f2; }
+
+vmtest_start_until msource "ROUND 1 " --config "$w/mig.toml" --api_socket "$w/ms.sock"
+pids+=("$vmtest_pid")
+msource_pid=$vmtest_pid
+# Nobody listens: refused at once, the guest runs on.
+if ctl "$w/ms.sock" migrate "unix:$w/nobody.sock" 2>"$w/nobody.err"; then vmtest_fail "migrate to nobody succeeded"; fi
+cat "$w/nobody.err"
+grep -qF "migration to unix:$w/nobody.sock failed" "$w/nobody.err" || vmtest_fail "migrate to nobody: wrong message"
+grep -qF "the guest keeps running here" "$w/nobody.err" || vmtest_fail "migrate to nobody: the message does not say the guest runs on"
+# A destination that cannot take the guest (its API socket is in use) says so, and gives up.
+"$MINIVMM_BIN" --incoming "unix:$w/mig1.sock" --api_socket "$w/ms.sock" </dev/null >"$w/mdest1.out" 2>"$w/mdest1.err" &
+mdest1_pid=$!
+pids+=("$mdest1_pid")
+for _ in $(seq 1 60); do [ -S "$w/mig1.sock" ] && break; sleep 0.5; done
+if ctl "$w/ms.sock" migrate "unix:$w/mig1.sock" 2>"$w/refused.err"; then vmtest_fail "migrate to a broken destination succeeded"; fi
+cat "$w/refused.err"
+grep -qF "is in use by another process" "$w/refused.err" || vmtest_fail "the destination's reason did not reach ctl"
+set +e
+wait "$mdest1_pid"
+vmtest_rc=$?
+set -e
+echo "--- mdest1: exit code $vmtest_rc: $(cat "$w/mdest1.err")"
+vmtest_expect_rc 1
+ctl "$w/ms.sock" info | grep -qF '"state":"running"' || vmtest_fail "the source is not running after the failed migrations"
+at=$(last_round msource)
+for _ in $(seq 1 120); do [ "$(last_round msource)" -gt "$at" ] && break; sleep 0.5; done
+[ "$(last_round msource)" -gt "$at" ] || vmtest_fail "the source's guest stopped after the failed migrations"
+
+# The migration proper.
+"$MINIVMM_BIN" --incoming "unix:$w/mig2.sock" --api_socket "$w/md.sock" </dev/null >"$w/mdest.out" 2>"$w/mdest.err" &
+mdest_pid=$!
+pids+=("$mdest_pid")
+for _ in $(seq 1 60); do [ -S "$w/mig2.sock" ] && break; sleep 0.5; done
+ctl "$w/ms.sock" migrate "unix:$w/mig2.sock" >"$w/migrate.json" || { cat "$w/msource.err" "$w/mdest.err"; vmtest_fail "migrate failed"; }
+set +e
+wait "$msource_pid"
+vmtest_rc=$?
+set -e
+echo "--- msource: exit code $vmtest_rc; minivmm's log:"
+cat "$w/msource.err"
+vmtest_expect_rc 0
+vmtest_expect_in msource.err "guest migrated to unix:$w/mig2.sock"
+source_last=$(last_round msource)
+set +e
+timeout 300 tail --pid="$mdest_pid" -f /dev/null
+wait "$mdest_pid"
+vmtest_rc=$?
+set -e
+echo "--- mdest: exit code $vmtest_rc; minivmm's log:"
+cat "$w/mdest.err"
+echo "--- mdest: guest console:"
+grep "^ROUND\|MIGRATION-GUEST" "$w/mdest.out" || true
+vmtest_expect_rc 0
+vmtest_expect_in mdest.out "MIGRATION-GUEST-DONE"
+vmtest_expect_in mdest.err "migrated guest 'it-run' runs here"
+grep -q MINIVMM-L2-INIT "$w/mdest.out" && vmtest_fail "the destination booted the guest again"
+first=$(grep -o "^ROUND [0-9]*" "$w/mdest.out" | head -n 1 | cut -d' ' -f2)
+[ "$first" -eq $((source_last + 1)) ] || vmtest_fail "the destination's first round is $first, the source's last $source_last"
+# Every round's two checksums agree, on both sides (the straddling round included).
+if grep -h "^ROUND" "$w/msource.out" "$w/mdest.out" | tr -d '\r' | awk '$3 != $4 { bad = 1 } END { exit !bad }'; then
+	vmtest_fail "a round's checksums differ: memory changed under the guest"
+fi
 vmtest_pass

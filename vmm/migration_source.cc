@@ -52,26 +52,28 @@ class Sender {
     return absl::OkStatus();
   }
 
-  // The pages written since the last call, zero or not. The final pass (devices quiesced) adds
-  // every page device emulation wrote during the migration: GuestMemory marks a view when it is
-  // handed out, before the device writes through it, so a round may have sent such a page
-  // before the write landed.
+  // Adds the pages written since the last call to those still to send, and counts them. Taking
+  // the logs clears them, so pages taken and not sent yet (the round that decided to stop)
+  // stay pending until SendDirty. The final pass (devices quiesced) adds every page device
+  // emulation wrote during the migration: GuestMemory marks a view when it is handed out,
+  // before the device writes through it, so a round may have sent such a page before the
+  // write landed.
   absl::StatusOr<uint64_t> CountDirty(bool final_pass) {
     const size_t regions = vm_.memory().regions().size();
-    dirty_.assign(regions, {});
+    dirty_.resize(regions);
     vmm_written_.resize(regions);
     uint64_t pages = 0;
     for (size_t i = 0; i < regions; ++i) {
       MINIVMM_ASSIGN_OR_RETURN(Vm::DirtyPages taken, vm_.TakeDirtyPages(i));
-      std::vector<uint64_t>& bitmap = taken.by_guest;
+      std::vector<uint64_t>& pending = dirty_[i];
       std::vector<uint64_t>& ever = vmm_written_[i];
-      ever.resize(bitmap.size(), 0);
-      for (size_t w = 0; w < bitmap.size(); ++w) {
+      pending.resize(taken.by_guest.size(), 0);
+      ever.resize(taken.by_guest.size(), 0);
+      for (size_t w = 0; w < pending.size(); ++w) {
         ever[w] |= taken.by_vmm[w];
-        bitmap[w] |= final_pass ? ever[w] : taken.by_vmm[w];
-        pages += static_cast<uint64_t>(__builtin_popcountll(bitmap[w]));
+        pending[w] |= taken.by_guest[w] | (final_pass ? ever[w] : taken.by_vmm[w]);
+        pages += static_cast<uint64_t>(__builtin_popcountll(pending[w]));
       }
-      dirty_[i] = std::move(bitmap);
     }
     return pages;
   }
@@ -94,6 +96,7 @@ class Sender {
         page = end;
       }
     }
+    for (std::vector<uint64_t>& pending : dirty_) std::fill(pending.begin(), pending.end(), 0);
     return absl::OkStatus();
   }
 
@@ -109,7 +112,7 @@ class Sender {
 
   Vm& vm_;
   MigrationChannel& channel_;
-  std::vector<std::vector<uint64_t>> dirty_;
+  std::vector<std::vector<uint64_t>> dirty_;  // taken from the logs, not sent yet
   std::vector<std::vector<uint64_t>> vmm_written_;  // every page devices wrote, per region
   uint64_t bytes_sent_ = 0;
 };
@@ -198,10 +201,11 @@ absl::Status PreCopyAndSwitch(Vm& vm, const HostBackends& backends, MigrationCha
 absl::Status MigrateVm(Vm& vm, const VmConfig& config, const HostBackends& backends,
                        const MigrationAddress& destination, const MigrationLimits& limits) {
   const absl::Time start = absl::Now();
+  // One code for every failure past the checks (the API answers 502: the far side failed).
   auto failed = [&](const absl::Status& status) {
-    return absl::Status(status.code(),
-                        absl::StrFormat("migration to %s failed: %s; the guest keeps running here",
-                                        destination.text, status.message()));
+    return absl::UnavailableError(absl::StrFormat(
+        "migration to %s failed: %s; the guest keeps running here", destination.text,
+        status.message()));
   };
   absl::StatusOr<MigrationChannel> channel =
       MigrationChannel::Connect(destination, limits.io_timeout);

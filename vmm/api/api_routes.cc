@@ -90,6 +90,8 @@ int HttpStatusOf(const absl::Status& status) {
       return 400;
     case absl::StatusCode::kNotFound:
       return 404;
+    case absl::StatusCode::kUnavailable:
+      return 502;  // a peer (a migration destination) failed
     default:
       return 500;
   }

@@ -27,6 +27,8 @@ const char* ReasonPhrase(int status) {
       return "Request Timeout";
     case 409:
       return "Conflict";
+    case 502:
+      return "Bad Gateway";
     case 413:
       return "Content Too Large";
     case 431:

@@ -58,22 +58,24 @@ namespace {
   X(rt_sigaction) X(seccomp)
 
 // The main thread: everything a boot and a reboot need (KVM and VFIO set-up, guest memory,
-// pinning, sysfs), the API socket, signals, console input, and teardown.
-#define MINIVMM_SYSCALLS_MAIN(X)                                                               \
-  MINIVMM_SYSCALLS_VCPU(X)                                                                     \
-  X(accept) X(accept4) X(access) X(dup2) X(dup3) X(faccessat) X(faccessat2) X(fadvise64)       \
-  X(flock) X(ftruncate) X(getcwd) X(getdents64) X(getegid) X(geteuid) X(getgid) X(getrlimit)  \
-  X(getsockname) X(getsockopt) X(getuid) X(kill) X(lstat) X(memfd_create) X(mkdir)            \
-  X(mkdirat) X(mlock) X(mlock2) X(munlock) X(open) X(openat) X(pipe2) X(prlimit64)            \
-  X(readlink) X(readlinkat) X(rename) X(renameat) X(renameat2) X(rmdir) X(setsockopt)        \
-  X(shutdown)                                                                                 \
-  X(signalfd4) X(stat) X(statfs) X(fstatfs) X(statx) X(sysinfo) X(timerfd_create)           \
-  X(timerfd_settime) X(tkill) X(umask) X(uname) X(unlink) X(unlinkat) X(wait4)
+// pinning, sysfs), the API socket, signals, console input, snapshots, the connection of an
+// outgoing migration (socket, connect; a TCP host name is looked up here too), and teardown.
+#define MINIVMM_SYSCALLS_MAIN(X)                                                              \
+  MINIVMM_SYSCALLS_VCPU(X)                                                                    \
+  X(accept) X(accept4) X(access) X(connect) X(dup2) X(dup3) X(faccessat) X(faccessat2)        \
+  X(fadvise64) X(flock) X(ftruncate) X(getcwd) X(getdents64) X(getegid) X(geteuid) X(getgid) \
+  X(getpeername) X(getrlimit) X(getsockname) X(getsockopt) X(getuid) X(kill) X(lstat)        \
+  X(memfd_create) X(mkdir) X(mkdirat) X(mlock) X(mlock2) X(munlock) X(open) X(openat)        \
+  X(pipe2) X(prlimit64) X(readlink) X(readlinkat) X(rename) X(renameat) X(renameat2)         \
+  X(rmdir) X(sendmmsg) X(setsockopt) X(shutdown) X(signalfd4) X(socket) X(stat) X(statfs)    \
+  X(fstatfs)                                                                                  \
+  X(statx) X(sysinfo) X(timerfd_create) X(timerfd_settime) X(tkill) X(umask) X(uname)        \
+  X(unlink) X(unlinkat) X(wait4)
 
 // Named in reports though no list has them: what a compromised device model would try.
 #define MINIVMM_SYSCALLS_NAMED_ONLY(X)                                                    \
-  X(bind) X(bpf) X(chmod) X(chown) X(connect) X(execve) X(execveat) X(fork) X(init_module) \
-  X(kexec_load) X(listen) X(mount) X(ptrace) X(setns) X(socket) X(unshare) X(vfork)
+  X(bind) X(bpf) X(chmod) X(chown) X(execve) X(execveat) X(fork) X(init_module) X(kexec_load) \
+  X(listen) X(mount) X(ptrace) X(setns) X(unshare) X(vfork)
 
 #define MINIVMM_SYSCALL_NUMBER(name) SYS_##name,
 #define MINIVMM_SYSCALL_ENTRY(name) {SYS_##name, #name},

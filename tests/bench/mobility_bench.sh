@@ -83,7 +83,10 @@ w=$vmtest_work
 pids=()
 cleanup() {
 	local pid
-	for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+	# Still ours: a pid whose process ended may have been reused, so only children of this shell.
+	for pid in "${pids[@]}"; do
+		[ "$(cut -d' ' -f4 "/proc/$pid/stat" 2>/dev/null)" = "$$" ] && kill -KILL "$pid" 2>/dev/null
+	done
 	rm -rf "$w"
 }
 trap cleanup EXIT
@@ -182,7 +185,12 @@ while status not in ("completed", "failed", "cancelled"):
     if ev.get("event") == "MIGRATION":
         status = ev["data"]["status"]
 t1 = time.time()
-info = cmd("query-migrate")
+# QEMU fills in total-time and downtime just after it sends the event: ask until they are there.
+for _ in range(100):
+    info = cmd("query-migrate")
+    if info.get("total-time", 0) > 0 or status != "completed":
+        break
+    time.sleep(0.02)
 if op == "snapshot" and status == "completed":
     cmd("cont")
     t1 = time.time()
@@ -264,7 +272,8 @@ show() {
 # and period_ms (SRC's median tick gap before T0: the guest's normal pace).
 downtime() {
 	local src=$1 dst=$2 t0=$3
-	read -r down_ms switch_ms period_ms < <(
+	# (A here-string, not < <(...): L1's chroot has no /dev/fd.)
+	read -r down_ms switch_ms period_ms <<<"$(
 		{
 			ticks "$src" | awk -v t0="$t0" '{ print $1, "s" }'
 			ticks "$dst" | head -n 20 | awk '{ print $1, "d" }'
@@ -284,7 +293,8 @@ downtime() {
 				med = n ? g[int((n + 1) / 2)] : 0
 				if (firstd == "" || lasts == "") print "x x x"
 				else printf "%.0f %.0f %.0f\n", max * 1000, (firstd - lasts) * 1000, med * 1000
-			}')
+			}'
+	)"
 }
 
 # Results: res[SIZE,VMM,METRIC] = number, or "n/a: WHY". Metrics: snap restore migtotal down.
@@ -345,7 +355,7 @@ bench_minivmm() {
 			downtime "$p-src" "$p-dst" "$t0"
 			if is_num "$down_ms"; then
 				res[$size,minivmm,down]=$down_ms
-				details+=("minivmm $size MiB migration: $(grep -o 'migration: .*' "$w/$p-src.err" | tail -n 1); source's last tick to destination's first: $switch_ms ms; normal tick gap $period_ms ms")
+				details+=("minivmm $size MiB migration: $(grep -o 'migration: .*' "$w/$p-src.err" | tail -n 1); source's last tick to destination's first: $switch_ms ms; normal tick gap $period_ms ms, so the guest stood still about $((down_ms - period_ms)) ms longer than usual")
 			else
 				res[$size,minivmm,down]="n/a: no ticks on one side to measure between"
 			fi
@@ -366,6 +376,7 @@ bench_minivmm() {
 		r_pid=$launch_pid
 		if wait_ticks "$p-res" "$r_pid" 1 300; then
 			res[$size,minivmm,restore]=$(diff_s "$launch_t0" "$(ticks "$p-res" | head -n 1)")
+			details+=("minivmm $size MiB restore: $(grep -o "restored '.*" "$w/$p-res.err" | head -n 1)")
 		else
 			res[$size,minivmm,restore]=$(why "$p-res" "n/a: no console line within 300 s of --restore")
 			show "$p-res"
@@ -431,7 +442,7 @@ bench_qemu() {
 			downtime "$p-src" "$p-dst" "$t0"
 			if is_num "$down_ms"; then
 				res[$size,qemu,down]=$down_ms
-				details+=("QEMU $size MiB migration: $out; source's last tick to destination's first: $switch_ms ms; normal tick gap $period_ms ms")
+				details+=("QEMU $size MiB migration: $out; source's last tick to destination's first: $switch_ms ms; normal tick gap $period_ms ms, so the guest stood still about $((down_ms - period_ms)) ms longer than usual")
 			else
 				res[$size,qemu,down]="n/a: no ticks on one side to measure between"
 			fi
@@ -527,7 +538,7 @@ for size in $MINIVMM_BENCH_SIZES; do
 	echo "- $size MiB: migration downtime <= QEMU's (downtime-limit 300 ms): minivmm ${a%%:*} ms vs ${b%%:*} ms (ratio $r): $verdict"
 done
 echo
-echo "Notes: a ratio below 1 favours minivmm. Starting \`minivmm ctl\` alone takes $ctl_ms ms here; it is inside minivmm's snapshot and migration times, while QEMU's are timed from the QMP command. Downtime resolution is the guest's tick ($tick_ms ms): a gap of about one tick means no visible stop."
+echo "Notes: a ratio below 1 favours minivmm. Starting \`minivmm ctl\` alone takes $ctl_ms ms here; it is inside minivmm's snapshot and migration times, while QEMU's are timed from the QMP command. QEMU's migration ends when its source says completed; minivmm's ctl answers once the guest runs on the destination. Downtime is the raw largest gap between console lines, so it includes one normal tick gap (asked for: $tick_ms ms; measured per VMM below, as the guest's own pace under each differs)."
 for d in "${details[@]}"; do echo "- $d"; done
 for size in $MINIVMM_BENCH_SIZES; do
 	for v in minivmm qemu; do

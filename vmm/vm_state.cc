@@ -95,6 +95,9 @@ absl::Status Vm::RestoreState(const KvmSystem& kvm, const VmConfig& config,
     KvmVcpuStateAccess access(vcpus_[i]->vcpu());
     MINIVMM_RETURN_IF_ERROR(RestoreVcpuState(access, state.vcpus(static_cast<int>(i))));
   }
+  // The guest may now sit behind another switch port: its NICs say where it is (delivered as
+  // the vCPUs start).
+  for (const VirtioSlot& virtio : virtio_functions_) virtio.function->AnnounceMove();
   return absl::OkStatus();
 }
 

@@ -53,6 +53,9 @@ struct Activation {
   // kicks every queue when the bit is set again. Null: always set (tests of a bare device).
   const std::atomic<bool>* bus_master = nullptr;
   bool MayAccessMemory() const { return BusMasterEnabled(bus_master); }
+  // Tells the driver the device configuration changed (sets the ISR bit and raises the config
+  // vector or INTx). Thread-safe. Null in tests of a bare device.
+  std::function<void()> signal_config_change;
 };
 
 class VirtioDevice {
@@ -76,6 +79,9 @@ class VirtioDevice {
   // Device reset (§2.4): stop serving the queues. When this returns, nothing of the device
   // touches guest memory or signals interrupts any more. Safe to call when not active.
   virtual void Reset() = 0;
+  // The guest now runs somewhere else (a restore, or the destination of a migration): a device
+  // whose peers must learn where it is says so (virtio-net's GUEST_ANNOUNCE). Default: nothing.
+  virtual void AnnounceMove() {}
 };
 
 }  // namespace minivmm::virtio

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_format.h"
 #include "devices/virtio/queue_server.h"
+#include "devices/virtio/virtio_net_control.h"
 #include "devices/virtio/ring_features.h"
 #include "vmm/base/errno_status.h"
 #include "vmm/base/log.h"
@@ -120,7 +121,7 @@ uint64_t VirtioNet::features() const {
   constexpr int kOffered[] = {
       kNetFeatureCsum,      kNetFeatureGuestCsum, kNetFeatureMac,      kNetFeatureGuestTso4,
       kNetFeatureGuestTso6, kNetFeatureGuestEcn,  kNetFeatureHostTso4, kNetFeatureHostTso6,
-      kNetFeatureHostEcn,   kNetFeatureStatus,
+      kNetFeatureHostEcn,   kNetFeatureStatus,    kNetFeatureCtrlVq,   kNetFeatureGuestAnnounce,
   };
   uint64_t features = 0;
   for (int bit : kOffered) features |= uint64_t{1} << bit;
@@ -130,8 +131,47 @@ uint64_t VirtioNet::features() const {
 void VirtioNet::ReadConfig(uint64_t offset, std::span<uint8_t> data) {
   std::fill(data.begin(), data.end(), 0);
   if (offset >= config_.size()) return;
-  const size_t n = std::min<size_t>(data.size(), config_.size() - offset);
-  std::memcpy(data.data(), config_.data() + offset, n);
+  std::array<uint8_t, kConfigSize> config = config_;
+  const uint16_t status = status_.load(std::memory_order_acquire);
+  config[kConfigStatusOffset] = static_cast<uint8_t>(status);  // le16
+  config[kConfigStatusOffset + 1] = static_cast<uint8_t>(status >> 8);
+  const size_t n = std::min<size_t>(data.size(), config.size() - offset);
+  std::memcpy(data.data(), config.data() + offset, n);
+}
+
+void VirtioNet::AnnounceMove() {
+  absl::MutexLock lock(&mutex_);
+  if (memory_ == nullptr || !Has(features_, kNetFeatureGuestAnnounce) || !ctrl_ ||
+      !signal_config_change_) {
+    return;  // a driver that cannot acknowledge is not asked
+  }
+  status_.fetch_or(kNetStatusAnnounce, std::memory_order_acq_rel);
+  signal_config_change_();
+  Log(LogLevel::kInfo, "virtio-net (%s): asked the guest to announce where it now runs",
+      std::string(backend_->name()));
+}
+
+void VirtioNet::ProcessControl() {
+  absl::MutexLock lock(&mutex_);
+  if (!ctrl_ || broken_ || !MayAccessMemory()) return;
+  GuestMemory& memory = *memory_;
+  const Round round = ServeQueue(
+      ctrl_->ring, memory, ctrl_->active, "virtio-net control", kControlQueueSize,
+      [&](const DescriptorChain& chain) ABSL_NO_THREAD_SAFETY_ANALYSIS -> std::optional<uint32_t> {
+        std::optional<NetControlResult> result = HandleNetControl(memory, chain);
+        if (!result) return std::nullopt;
+        if (result->command == NetControlCommand::kAnnounceAck &&
+            (status_.fetch_and(~kNetStatusAnnounce) & kNetStatusAnnounce) != 0) {
+          Log(LogLevel::kInfo, "virtio-net (%s): the guest announced itself",
+              std::string(backend_->name()));
+        }
+        return result->written;
+      });
+  if (round == Round::kMore) (void)SignalEventFd(ctrl_->active.kick_fd);
+  if (round == Round::kBroken) {
+    broken_ = true;
+    if (report_broken_) report_broken_();
+  }
 }
 
 NetCounters VirtioNet::counters() const {
@@ -148,6 +188,7 @@ absl::Status VirtioNet::Activate(Activation activation) {
   memory_ = activation.memory;
   features_ = activation.features;
   report_broken_ = std::move(activation.report_broken);
+  signal_config_change_ = std::move(activation.signal_config_change);
   bus_master_ = activation.bus_master;
   broken_ = false;
   if (!resume_.has_value()) {
@@ -161,6 +202,7 @@ absl::Status VirtioNet::Activate(Activation activation) {
   for (const ActiveQueue& q : activation.queues) {
     std::optional<Queue>* queue = q.index == kReceiveQueue    ? &rx_
                                   : q.index == kTransmitQueue ? &tx_
+                                  : q.index == kControlQueue  ? &ctrl_
                                                               : nullptr;
     if (queue != nullptr) queue->emplace(Queue{q, SplitVirtqueue(q.layout, event_idx, indirect, q.start_index)});
   }
@@ -184,7 +226,14 @@ absl::Status VirtioNet::Activate(Activation activation) {
                           ProcessTransmit();
                         }});
   }
-  if (handlers.empty()) return absl::OkStatus();  // the driver enabled neither queue
+  if (ctrl_) {
+    const int kick_fd = ctrl_->active.kick_fd;
+    handlers.push_back({kick_fd, [this, kick_fd] {
+                          DrainEventFd(kick_fd);
+                          ProcessControl();
+                        }});
+  }
+  if (handlers.empty()) return absl::OkStatus();  // the driver enabled no queue
   const int resume_fd = resume_->fd();
   handlers.push_back({resume_fd, [this, resume_fd] {
                         DrainEventFd(resume_fd);
@@ -211,6 +260,9 @@ void VirtioNet::Reset() {
   }
   rx_.reset();
   tx_.reset();
+  ctrl_.reset();
+  signal_config_change_ = nullptr;
+  status_.store(kNetStatusLinkUp, std::memory_order_release);
   rx_buffer_.reset();
   memory_ = nullptr;
   features_ = 0;

@@ -35,9 +35,11 @@ inline constexpr int kNetFeatureHostTso6 = 12;   // VIRTIO_NET_F_HOST_TSO6
 inline constexpr int kNetFeatureHostEcn = 13;    // VIRTIO_NET_F_HOST_ECN
 inline constexpr int kNetFeatureMrgRxbuf = 15;   // VIRTIO_NET_F_MRG_RXBUF (not offered)
 inline constexpr int kNetFeatureStatus = 16;     // VIRTIO_NET_F_STATUS
-inline constexpr int kNetFeatureCtrlVq = 17;     // VIRTIO_NET_F_CTRL_VQ (not offered)
+inline constexpr int kNetFeatureCtrlVq = 17;     // VIRTIO_NET_F_CTRL_VQ (for the announce ack)
+inline constexpr int kNetFeatureGuestAnnounce = 21;  // VIRTIO_NET_F_GUEST_ANNOUNCE
 inline constexpr int kNetFeatureMq = 22;         // VIRTIO_NET_F_MQ (not offered)
 inline constexpr uint16_t kNetStatusLinkUp = 1;  // VIRTIO_NET_S_LINK_UP (§5.1.4)
+inline constexpr uint16_t kNetStatusAnnounce = 2;  // VIRTIO_NET_S_ANNOUNCE (§5.1.4)
 
 // What the backend may hand the guest, given the negotiated features: TUN_F_CSUM for
 // GUEST_CSUM, TUN_F_TSO4/6 for GUEST_TSO4/6, TUN_F_TSO_ECN for GUEST_ECN. A TSO bit counts only
@@ -63,6 +65,8 @@ class VirtioNet : public VirtioDevice {
   static constexpr uint16_t kQueueSize = 256;
   static constexpr uint16_t kReceiveQueue = 0;   // receiveq1 (§5.1.2)
   static constexpr uint16_t kTransmitQueue = 1;  // transmitq1
+  static constexpr uint16_t kControlQueue = 2;   // controlq (with VIRTIO_NET_F_CTRL_VQ)
+  static constexpr uint16_t kControlQueueSize = 64;
   // Exposed configuration: mac, status and max_virtqueue_pairs of struct virtio_net_config
   // (§5.1.4); the fields after them belong to features not offered.
   static constexpr size_t kConfigSize = 10;
@@ -76,11 +80,17 @@ class VirtioNet : public VirtioDevice {
   uint16_t device_type() const override;
   uint32_t pci_class_code() const override;
   uint64_t features() const override;
-  std::vector<uint16_t> queue_max_sizes() const override { return {kQueueSize, kQueueSize}; }
+  std::vector<uint16_t> queue_max_sizes() const override {
+    return {kQueueSize, kQueueSize, kControlQueueSize};
+  }
   size_t config_size() const override { return kConfigSize; }
   void ReadConfig(uint64_t offset, std::span<uint8_t> data) override;
   absl::Status Activate(Activation activation) override;
   void Reset() override;
+  // With GUEST_ANNOUNCE negotiated: sets VIRTIO_NET_S_ANNOUNCE and raises a configuration
+  // change; the driver sends gratuitous ARPs and neighbour advertisements (so switches learn
+  // where the guest went) and acknowledges on the control queue, which clears the bit.
+  void AnnounceMove() override;
 
   NetCounters counters() const;
 
@@ -101,6 +111,7 @@ class VirtioNet : public VirtioDevice {
   // and comes back through resume_: a flood one way must not starve the other.
   void ProcessReceive();
   void ProcessTransmit();
+  void ProcessControl();
   Round ReceiveFrames(bool* used) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   Round TransmitFrames(bool* used) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Writes one well-formed transmit chain to the backend; a frame the backend does not take
@@ -127,6 +138,11 @@ class VirtioNet : public VirtioDevice {
   }
   std::optional<Queue> rx_ ABSL_GUARDED_BY(mutex_);
   std::optional<Queue> tx_ ABSL_GUARDED_BY(mutex_);
+  std::optional<Queue> ctrl_ ABSL_GUARDED_BY(mutex_);
+  std::function<void()> signal_config_change_ ABSL_GUARDED_BY(mutex_);
+  // The config space's status field: LINK_UP always, ANNOUNCE while an announcement waits for
+  // the driver's ack. Read by vCPUs (ReadConfig) without mutex_.
+  std::atomic<uint16_t> status_{kNetStatusLinkUp};
   // A receive chain taken off the ring but not yet filled: the backend had no frame, or the
   // last frame did not fit and was dropped. The next frame goes here. (The ring cannot give a
   // chain back, and the device may hold buffers as long as it likes.)

@@ -258,6 +258,7 @@ void VirtioPciFunction::Activate(bool resume) {
                                  .start_index = start_index});
   }
   activation.bus_master = &bus_master_;
+  activation.signal_config_change = [this] { SignalConfigChange(); };
   activation.report_broken = [this] {
     needs_reset_.store(true);
     SignalConfigChange();

@@ -74,6 +74,8 @@ class VirtioPciFunction : public PciFunction {
   void Quiesce();
   void Resume();
   state::VirtioPciState SaveState();
+  // After a restore or an incoming migration, once the state is in: VirtioDevice::AnnounceMove.
+  void AnnounceMove() { device_->AnnounceMove(); }
   // On a function just created from the same VM description, after guest memory is restored
   // and before any vCPU runs: the config space (BAR placement, command), the common
   // configuration, the MSI-X table and the ISR; a device whose driver had set DRIVER_OK starts

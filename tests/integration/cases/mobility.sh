@@ -6,7 +6,8 @@
 # sector of the tick before. The test pauses it, snapshots it, stops that minivmm and restores
 # the snapshot in a new process: the count continues where it stopped (no second boot), the
 # first tick reads back the sector written before the snapshot, and the guest's uptime did not go
-# backwards. The restored guest is snapshotted while running, and the first snapshot is
+# backwards, and its virtio-net NIC (on a tap in L1) announces itself (GUEST_ANNOUNCE: the
+# driver acknowledges on the control queue). The restored guest is snapshotted while running, and the first snapshot is
 # restored a second time (--paused, then resumed). Then what a user can get wrong: a destination
 # that is not empty, a truncated or corrupt state file, a newer format, a missing or short
 # memory file; each is one clear error and exit code 1, before any VM exists.
@@ -24,6 +25,8 @@ vmtest_enter_kvm "$@"
 
 w=$vmtest_work
 cat >"$w/count.sh" <<'GUEST'
+ip link set eth0 up
+ip addr add 169.254.101.2/24 dev eth0
 i=0
 while :; do
 	i=$((i + 1))
@@ -36,12 +39,18 @@ GUEST
 VMTEST_INITRAMFS=$w/initramfs
 vmtest_guest_script "$w/count.sh" "$VMTEST_INITRAMFS"
 truncate -s 1M "$w/disk.img"
+tap=mvmob$$
+tap=${tap:0:15}
+ip tuntap add "$tap" mode tap || vmtest_fail "cannot create tap $tap"
+ip addr add 169.254.101.1/24 dev "$tap"
+ip link set "$tap" up
 vmtest_config "$w/vm.toml" run "vcpus = 2"
-printf '[[disk]]\npath = "%s"\n[rng]\n' "$w/disk.img" >>"$w/vm.toml"
+printf '[[disk]]\npath = "%s"\n[rng]\n[[net]]\ntap = "%s"\n' "$w/disk.img" "$tap" >>"$w/vm.toml"
 
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+	ip link del "$tap" 2>/dev/null || true
 	rm -rf "$w"
 }
 trap cleanup EXIT
@@ -110,6 +119,8 @@ pids+=("$vmtest_pid")
 r1_pid=$vmtest_pid
 check_continues restored1 "$snap_count" "$snap_uptime"
 vmtest_expect_in restored1.err "restored 'it-run'"
+vmtest_expect_in restored1.err "asked the guest to announce where it now runs"
+vmtest_expect_in restored1.err "the guest announced itself"
 ctl "$w/r1.sock" snapshot "$w/snap2" | grep -qF '"state":"running"' ||
 	vmtest_fail "snapshot of a running VM did not leave it running"
 at=$(last_count restored1)

@@ -97,15 +97,20 @@ class VirtioNetTest : public ::testing::Test {
     broken_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     rx_.layout = {.size = kSize, .desc_table = 0x1000, .avail_ring = 0x2000, .used_ring = 0x3000};
     tx_.layout = {.size = kSize, .desc_table = 0x4000, .avail_ring = 0x5000, .used_ring = 0x6000};
+    ctrl_.layout = {.size = kSize, .desc_table = 0x7000, .avail_ring = 0x8000, .used_ring = 0x9000};
+    config_changed_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   }
   void TearDown() override { device_->Reset(); }
 
-  absl::Status Activate(uint64_t features) {
+  // with_control: the driver also enables the control queue (it negotiated CTRL_VQ).
+  absl::Status Activate(uint64_t features, bool with_control = false) {
     Activation activation;
     activation.memory = &memory_;
     activation.features = features | kVersion1;
-    for (auto [index, queue] :
-         {std::pair{VirtioNet::kReceiveQueue, &rx_}, std::pair{VirtioNet::kTransmitQueue, &tx_}}) {
+    std::vector<std::pair<uint16_t, DriverQueue*>> queues = {{VirtioNet::kReceiveQueue, &rx_},
+                                                             {VirtioNet::kTransmitQueue, &tx_}};
+    if (with_control) queues.push_back({VirtioNet::kControlQueue, &ctrl_});
+    for (auto [index, queue] : queues) {
       queue->kick.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
       queue->interrupt.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
       const int interrupt = queue->interrupt.get();
@@ -116,6 +121,8 @@ class VirtioNetTest : public ::testing::Test {
     }
     const int broken = broken_.get();
     activation.report_broken = [broken] { Signal(broken); };
+    const int config_changed = config_changed_.get();
+    activation.signal_config_change = [config_changed] { Signal(config_changed); };
     return device_->Activate(std::move(activation));
   }
 
@@ -223,6 +230,8 @@ class VirtioNetTest : public ::testing::Test {
   UniqueFd broken_;
   DriverQueue rx_;
   DriverQueue tx_;
+  DriverQueue ctrl_;
+  UniqueFd config_changed_;  // signalled by the device's configuration change interrupts
   uint64_t next_data_ = kDataStart;
   std::unique_ptr<VirtioNet> device_;
 };

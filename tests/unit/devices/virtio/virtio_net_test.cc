@@ -27,17 +27,18 @@ using ::testing::ElementsAre;
 
 // Features and configuration
 
-TEST_F(VirtioNetTest, OffersTapOffloadsMacAndStatusButNoMergeableBuffersOrControlQueue) {
+TEST_F(VirtioNetTest, OffersTapOffloadsMacStatusAndAnnounceButNoMergeableBuffers) {
   EXPECT_EQ(device_->device_type(), VIRTIO_ID_NET);
   EXPECT_EQ(device_->pci_class_code(), 0x020000u);
-  EXPECT_THAT(device_->queue_max_sizes(), ElementsAre(256, 256));
+  EXPECT_THAT(device_->queue_max_sizes(), ElementsAre(256, 256, 64));
   const uint64_t features = device_->features();
   for (int bit : {kNetFeatureCsum, kNetFeatureGuestCsum, kNetFeatureMac, kNetFeatureGuestTso4,
                   kNetFeatureGuestTso6, kNetFeatureGuestEcn, kNetFeatureHostTso4,
-                  kNetFeatureHostTso6, kNetFeatureHostEcn, kNetFeatureStatus}) {
+                  kNetFeatureHostTso6, kNetFeatureHostEcn, kNetFeatureStatus, kNetFeatureCtrlVq,
+                  kNetFeatureGuestAnnounce}) {
     EXPECT_TRUE(features & Bit(bit)) << "bit " << bit;
   }
-  for (int bit : {kNetFeatureMrgRxbuf, kNetFeatureCtrlVq, kNetFeatureMq}) {
+  for (int bit : {kNetFeatureMrgRxbuf, kNetFeatureMq}) {
     EXPECT_FALSE(features & Bit(bit)) << "bit " << bit;
   }
 }

@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "vmm/base/errno_status.h"
 #include "vmm/base/unique_fd.h"
+#include "vmm/snapshot/remove_unless_kept.h"
 
 namespace minivmm {
 namespace {
@@ -27,22 +28,6 @@ constexpr uint64_t kPageSize = 4096;
 // the pages just scanned are still in the cache.
 constexpr uint64_t kMaxWriteBatch = 8ull << 20;
 
-// Removes a file this code created unless Keep() is called: a failed write leaves no half file
-// that a later restore could mistake for a snapshot's memory.
-class RemoveUnlessKept {
- public:
-  explicit RemoveUnlessKept(const std::filesystem::path& path) : path_(path) {}
-  RemoveUnlessKept(const RemoveUnlessKept&) = delete;
-  RemoveUnlessKept& operator=(const RemoveUnlessKept&) = delete;
-  ~RemoveUnlessKept() {
-    if (!kept_) ::unlink(path_.c_str());
-  }
-  void Keep() { kept_ = true; }
-
- private:
-  const std::filesystem::path& path_;
-  bool kept_ = false;
-};
 
 bool IsZeroPage(const uint8_t* page) {
   alignas(64) static constexpr uint8_t kZeroPage[kPageSize] = {};

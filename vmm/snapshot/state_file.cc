@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "vmm/base/errno_status.h"
 #include "vmm/base/unique_fd.h"
+#include "vmm/snapshot/remove_unless_kept.h"
 
 namespace minivmm {
 namespace {
@@ -61,22 +62,6 @@ Int GetLittleEndian(std::string_view bytes, size_t offset) {
   return value;
 }
 
-// Removes a file this code created unless Keep() is called: a failed write leaves no half file
-// that a later restore could mistake for a snapshot.
-class RemoveUnlessKept {
- public:
-  explicit RemoveUnlessKept(const std::filesystem::path& path) : path_(path) {}
-  RemoveUnlessKept(const RemoveUnlessKept&) = delete;
-  RemoveUnlessKept& operator=(const RemoveUnlessKept&) = delete;
-  ~RemoveUnlessKept() {
-    if (!kept_) ::unlink(path_.c_str());
-  }
-  void Keep() { kept_ = true; }
-
- private:
-  const std::filesystem::path& path_;
-  bool kept_ = false;
-};
 
 absl::Status WriteAll(int fd, std::string_view bytes, const std::string& what) {
   while (!bytes.empty()) {

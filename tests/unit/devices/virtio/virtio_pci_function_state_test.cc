@@ -46,10 +46,16 @@ TEST_F(VirtioPciFunctionStateTest, RestoredFunctionContinuesTheQueueWhereTheSnap
   EXPECT_EQ(config_msi_->last_message(), kConfigMessage);
   EXPECT_EQ(write_events_.live_watches().size(), 1u) << "doorbell not registered again";
 
+  // The driver has read used slots 0 and 1; the device must not serve those chains again.
+  const vring_used_elem consumed = {.id = 0xdead, .len = 0xbeef};
+  ASSERT_TRUE(memory_.WriteObject(kUsedRing + 4, consumed).ok());
+  ASSERT_TRUE(memory_.WriteObject(kUsedRing + 4 + sizeof(vring_used_elem), consumed).ok());
   // The next request lands in used slot 2: the device went on from the guest's index.
   ServeOne(2, 3);
   EXPECT_EQ(UsedElem(2).id, 2u);
   EXPECT_EQ(UsedElem(2).len, kBufferSize);
+  EXPECT_EQ(UsedElem(0).id, 0xdeadu) << "a chain served before the snapshot was served again";
+  EXPECT_EQ(UsedElem(1).id, 0xdeadu) << "a chain served before the snapshot was served again";
   EXPECT_GE(queue_msi_->triggers(), 1);
 }
 

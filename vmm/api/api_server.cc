@@ -10,43 +10,17 @@
 
 #include "absl/strings/str_format.h"
 #include "vmm/api/api_routes.h"
-#include "vmm/api/unix_socket.h"
+#include "vmm/base/unix_socket.h"
 #include "vmm/base/errno_status.h"
 #include "vmm/base/log.h"
 
 namespace minivmm {
-namespace {
-
-// A socket file left by a minivmm that died is replaced; one another process serves, or a file
-// that is not a socket, is the user's and stays.
-absl::Status RemoveStaleSocket(const std::filesystem::path& path, const sockaddr_un& address) {
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) return absl::OkStatus();
-  if (!S_ISSOCK(st.st_mode)) {
-    return absl::AlreadyExistsError(absl::StrFormat(
-        "API socket path %s exists and is not a socket: remove it or choose another path",
-        path.string()));
-  }
-  if (ConnectUnixSocket(address).ok()) {
-    return absl::AlreadyExistsError(absl::StrFormat(
-        "API socket %s is in use by another process (another minivmm?): stop it or choose "
-        "another path",
-        path.string()));
-  }
-  if (::unlink(path.c_str()) != 0) {
-    return ErrnoError(absl::StrFormat("unlink(stale API socket %s)", path.string()));
-  }
-  Log(LogLevel::kInfo, "replaced stale API socket %s", path.string());
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const std::filesystem::path& path,
                                                              EventLoop* loop, VmControl* vm,
                                                              absl::Duration request_timeout) {
   MINIVMM_ASSIGN_OR_RETURN(sockaddr_un address, UnixSocketAddress(path));
-  MINIVMM_RETURN_IF_ERROR(RemoveStaleSocket(path, address));
+  const std::string what = absl::StrFormat("API socket %s", path.string());
+  MINIVMM_RETURN_IF_ERROR(RemoveStaleUnixSocket(path, address, what));
   UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!listener.valid()) return ErrnoError("socket(AF_UNIX)");
   // Only the user running minivmm may drive its VM: the socket is created 0600.

@@ -11,7 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "google/protobuf/util/json_util.h"
 #include "vmm/api/api.pb.h"
-#include "vmm/api/unix_socket.h"
+#include "vmm/base/unix_socket.h"
 #include "vmm/base/errno_status.h"
 #include "vmm/base/unique_fd.h"
 

@@ -19,7 +19,7 @@
 #include "tests/unit/testing/scratch_dir.h"
 #include "tests/unit/vmm/api/fake_vm_control.h"
 #include "vmm/api/ctl_command.h"
-#include "vmm/api/unix_socket.h"
+#include "vmm/base/unix_socket.h"
 
 namespace minivmm {
 namespace {

@@ -14,6 +14,7 @@
 #include "vmm/base/log.h"
 #include "vmm/boot/cache_command.h"
 #include "vmm/config/config.h"
+#include "vmm/migration_source.h"
 #include "vmm/run_vm.h"
 
 ABSL_FLAG(std::string, config, "", "Path of the VM description (TOML), e.g. configs/example.toml");
@@ -164,7 +165,7 @@ int main(int argc, char** argv) {
     // Waits for the source; its description arrives with it.
     absl::StatusOr<minivmm::MigrationAddress> address =
         minivmm::ParseMigrationAddress(incoming_address);
-    incoming = address.ok() ? minivmm::AcceptMigration(*address, absl::Seconds(30))
+    incoming = address.ok() ? minivmm::AcceptMigration(*address, minivmm::MigrationLimits{}.io_timeout)
                             : absl::StatusOr<minivmm::IncomingMigration>(address.status());
     if (incoming.ok()) config = incoming->config;
     else config = incoming.status();

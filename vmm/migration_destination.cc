@@ -134,8 +134,7 @@ absl::StatusOr<IncomingMigration> AcceptMigration(const MigrationAddress& addres
   }
   return IncomingMigration{.channel = std::move(channel),
                            .config = std::move(hello->config),
-                           .cpuid = std::move(hello->cpuid),
-                           .memory_bytes = hello->memory_bytes};
+                           .cpuid = std::move(hello->cpuid)};
 }
 
 absl::StatusOr<std::unique_ptr<Vm>> ReceiveMigration(IncomingMigration& incoming,

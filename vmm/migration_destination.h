@@ -25,7 +25,6 @@ struct IncomingMigration {
   MigrationChannel channel;
   VmConfig config;
   std::vector<kvm_cpuid_entry2> cpuid;  // vCPU 0's, as the guest sees it
-  uint64_t memory_bytes = 0;
 };
 
 // Listens on `address` until a source connects (forever), then reads its hello. A hello this

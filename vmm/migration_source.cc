@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "vmm/base/errno_status.h"
 #include "vmm/base/log.h"
+#include "vmm/snapshot/memory_file.h"
 #include "vmm/snapshot/migration.pb.h"
 #include "vmm/snapshot/state_file.h"
 
@@ -20,10 +21,6 @@ constexpr uint64_t kPageSize = 4096;
 constexpr uint64_t kMaxRunBytes = 4 << 20;
 constexpr uint64_t kMaxAnswerBytes = 64 << 10;
 
-bool ZeroPage(const uint8_t* page) {
-  static const uint8_t kZero[kPageSize] = {};
-  return std::memcmp(page, kZero, kPageSize) == 0;
-}
 
 class Sender {
  public:
@@ -36,13 +33,13 @@ class Sender {
       const uint64_t pages = region.size / kPageSize;
       uint64_t page = 0;
       while (page < pages) {
-        if (ZeroPage(region.host + page * kPageSize)) {
+        if (IsZeroPage(region.host + page * kPageSize)) {
           ++page;
           continue;
         }
         uint64_t end = page + 1;
         while (end < pages && (end - page) * kPageSize < kMaxRunBytes &&
-               !ZeroPage(region.host + end * kPageSize)) {
+               !IsZeroPage(region.host + end * kPageSize)) {
           ++end;
         }
         MINIVMM_RETURN_IF_ERROR(SendRun(region, page, end));

@@ -65,7 +65,6 @@ absl::Status WriteFiles(Vm& vm, const VmConfig& config, const HostBackends& back
     MINIVMM_RETURN_IF_ERROR(disk.backend->Flush());
   }
   MINIVMM_ASSIGN_OR_RETURN(state::VmState state, vm.SaveState());
-  state.set_vm_name(config.name);
   MINIVMM_RETURN_IF_ERROR(WriteMemoryFile(folder / kSnapshotMemoryFile, vm.memory()));
   MINIVMM_RETURN_IF_ERROR(WriteTextFile(folder / kSnapshotConfigFile, FormatVmConfig(config)));
   std::string payload;

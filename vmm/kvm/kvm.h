@@ -135,7 +135,6 @@ class KvmVcpu {
   absl::Status SetRegs(const kvm_regs& regs);
   absl::StatusOr<kvm_sregs> GetSregs();
   absl::Status SetSregs(const kvm_sregs& sregs);
-  absl::StatusOr<kvm_fpu> GetFpu();
   absl::Status SetFpu(const kvm_fpu& fpu);
   // KVM_GET_CPUID2: what the last KVM_SET_CPUID2 set.
   absl::StatusOr<CpuidList> GetCpuid();

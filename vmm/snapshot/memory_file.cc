@@ -29,10 +29,6 @@ constexpr uint64_t kPageSize = 4096;
 constexpr uint64_t kMaxWriteBatch = 8ull << 20;
 
 
-bool IsZeroPage(const uint8_t* page) {
-  alignas(64) static constexpr uint8_t kZeroPage[kPageSize] = {};
-  return std::memcmp(page, kZeroPage, kPageSize) == 0;
-}
 
 absl::Status PwriteAll(int fd, const uint8_t* data, uint64_t size, uint64_t offset,
                        const std::string& what) {
@@ -88,6 +84,11 @@ absl::StatusOr<UniqueFd> OpenAndCheck(const std::filesystem::path& path, uint64_
 }
 
 }  // namespace
+
+bool IsZeroPage(const uint8_t* page) {
+  alignas(64) static constexpr uint8_t kZeroPage[kPageSize] = {};
+  return std::memcmp(page, kZeroPage, kPageSize) == 0;
+}
 
 absl::Status WriteMemoryFile(const std::filesystem::path& path, const GuestMemory& memory) {
   const std::string what = path.string();

@@ -14,6 +14,10 @@
 
 namespace minivmm {
 
+// Whether the 4 KiB page at `page` holds only zeros: such pages are left out of a snapshot's
+// memory file (holes) and of a migration's first copy (the destination's memory starts zeroed).
+bool IsZeroPage(const uint8_t* page);
+
 // Writes `memory`'s regions to `path` (a new file, 0600): the file's size is the regions'
 // total, zero pages are holes. fsyncs before returning.
 absl::Status WriteMemoryFile(const std::filesystem::path& path, const GuestMemory& memory);

@@ -84,7 +84,9 @@ class MigrationChannel {
   // kX, got kY", its payload left unread. After any error the channel is unusable.
   absl::StatusOr<std::string> Expect(MigrationMessage type, uint64_t max_payload);
 
+  // The socket, for checks of its options (TCP_NODELAY).
   int fd() const { return fd_.get(); }
+
 
  private:
   UniqueFd fd_;

@@ -20,29 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Makes `folder` ready to receive a snapshot; returns whether it created it.
-absl::StatusOr<bool> PrepareFolder(const fs::path& folder) {
-  std::error_code error;
-  if (fs::exists(folder, error)) {
-    if (!fs::is_directory(folder, error)) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "snapshot destination %s exists and is not a folder: name a new folder",
-          folder.string()));
-    }
-    if (!fs::is_empty(folder, error) || error) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "snapshot destination %s is not empty: name a new or empty folder", folder.string()));
-    }
-    return false;
-  }
-  if (::mkdir(folder.c_str(), 0700) != 0) {
-    return ErrnoError(absl::StrFormat(
-        "cannot create the snapshot folder %s (its parent must exist and be writable)",
-        folder.string()));
-  }
-  return true;
-}
-
 absl::Status WriteTextFile(const fs::path& path, const std::string& text) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!fd.valid()) return ErrnoError(absl::StrFormat("create %s", path.string()));
@@ -82,13 +59,35 @@ absl::Status WriteFiles(Vm& vm, const VmConfig& config, const HostBackends& back
 
 }  // namespace
 
-absl::Status WriteSnapshot(Vm& vm, const VmConfig& config, const HostBackends& backends,
-                           const fs::path& folder) {
+absl::StatusOr<bool> PrepareSnapshotFolder(const fs::path& folder) {
   if (!folder.is_absolute()) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "snapshot destination '%s' is relative: give an absolute path", folder.string()));
   }
-  MINIVMM_ASSIGN_OR_RETURN(const bool created, PrepareFolder(folder));
+  std::error_code error;
+  if (fs::exists(folder, error)) {
+    if (!fs::is_directory(folder, error)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "snapshot destination %s exists and is not a folder: name a new folder",
+          folder.string()));
+    }
+    if (!fs::is_empty(folder, error) || error) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "snapshot destination %s is not empty: name a new or empty folder", folder.string()));
+    }
+    return false;
+  }
+  if (::mkdir(folder.c_str(), 0700) != 0) {
+    return ErrnoError(absl::StrFormat(
+        "cannot create the snapshot folder %s (its parent must exist and be writable)",
+        folder.string()));
+  }
+  return true;
+}
+
+absl::Status WriteSnapshot(Vm& vm, const VmConfig& config, const HostBackends& backends,
+                           const fs::path& folder) {
+  MINIVMM_ASSIGN_OR_RETURN(const bool created, PrepareSnapshotFolder(folder));
   const absl::Time start = absl::Now();
   const bool was_paused = vm.paused();
   vm.Pause();

@@ -20,6 +20,11 @@ inline constexpr char kSnapshotConfigFile[] = "config.toml";
 inline constexpr char kSnapshotStateFile[] = "state";
 inline constexpr char kSnapshotMemoryFile[] = "memory";
 
+// Makes `folder` ready to receive a snapshot: it must be absolute, and not exist (its parent
+// must) or be an empty folder. Returns whether it created the folder (InvalidArgument naming the
+// folder and the fix when it cannot be used, the mkdir error when it cannot be created).
+absl::StatusOr<bool> PrepareSnapshotFolder(const std::filesystem::path& folder);
+
 // Writes a snapshot of `vm` into `folder`, which must not exist (its parent must) or be empty.
 // Pauses the VM for the copy, flushes the disks, and leaves the VM running or paused as it
 // found it. On failure nothing of the snapshot is left behind (a folder it created is removed).

@@ -74,7 +74,9 @@ absl::Status Vm::RestoreState(const KvmSystem& kvm, const VmConfig& config,
                               const state::VmState& state) {
   if (static_cast<uint32_t>(state.vcpus_size()) != config.vcpus) {
     return absl::FailedPreconditionError(absl::StrFormat(
-        "the state has %d vCPUs, its description %d", state.vcpus_size(), config.vcpus));
+        "the state has %d vCPUs, its description %d: restore with the config.toml saved "
+        "beside the state",
+        state.vcpus_size(), config.vcpus));
   }
   // The machine the description builds must be the one the state describes.
   const std::vector<GuestMemory::Region>& regions = memory_->regions();

@@ -10,7 +10,8 @@
 # driver acknowledges on the control queue). The restored guest is snapshotted while running, and the first snapshot is
 # restored a second time (--paused, then resumed). Then what a user can get wrong: a destination
 # that is not empty, a truncated or corrupt state file, a newer format, a missing or short
-# memory file; each is one clear error and exit code 1, before any VM exists.
+# memory file (each one clear error and exit code 1, before any VM exists), and a description
+# edited after the snapshot (refused before any vCPU runs).
 #
 # Live migration between two minivmm processes over a unix socket. The guest rewrites a 64 MiB
 # tmpfs file every round and checksums it twice, two seconds apart; a round that straddles the
@@ -169,6 +170,10 @@ variant nomemory && rm "$w/nomemory/memory"
 refused nomemory "memory"
 variant shortmemory && truncate -s 1M "$w/shortmemory/memory"
 refused shortmemory "$((256 << 20)) bytes"
+# A description edited after the snapshot no longer builds the machine the state describes.
+variant edited && sed -i 's/^vcpus = 2$/vcpus = 1/' "$w/edited/config.toml"
+grep -q '^vcpus = 1$' "$w/edited/config.toml" || vmtest_fail "config.toml has no 'vcpus = 2' line to edit"
+refused edited "the state has 2 vCPUs, its description 1"
 
 # --- Live migration ---
 cat >"$w/dirty.sh" <<'GUEST'
